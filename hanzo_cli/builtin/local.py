@@ -1,0 +1,128 @@
+"""The built-in ``local`` provider: GGUF files imported by hand (``hanzo model:import``).
+
+Imported models live in hanzo's store under the host ``local`` as Ollama-style manifests, so an
+Ollama pointed at the store (``OLLAMA_MODELS``) can run them too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from hanzo_cli.hookspecs import hookimpl
+from hanzo_cli.providers import ModelInfo, Provider, PullOptions
+
+LOCAL_HOST = "local"
+
+
+@hookimpl
+def register_providers(register: Callable[[Provider], None]) -> None:
+    register(LocalProvider())
+
+
+class LocalProvider(Provider):
+    name = "local"
+    description = "GGUF files imported with hanzo model:import (hanzo's own store)"
+    priority = 1
+    can_pull: ClassVar[bool] = False
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._root = root
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        from hanzo_cli.store import Store
+
+        return Store(self._root) if self._root else Store.default()
+
+    def _name(self, name: str):  # type: ignore[no-untyped-def]
+        from hanzo_cli.errors import HanzoError
+        from hanzo_cli.store import ManifestName
+
+        parsed = ManifestName.parse(name, host=LOCAL_HOST)
+        if parsed.host != LOCAL_HOST:
+            raise HanzoError(f"local model names are [namespace/]model[:tag], not {name!r}")
+        return parsed
+
+    def accepts(self, name: str) -> bool:
+        from hanzo_cli.errors import HanzoError
+
+        try:
+            self._name(name)
+        except HanzoError:
+            return False
+        return True
+
+    def pull(self, name: str, options: PullOptions) -> ModelInfo:
+        from hanzo_cli.errors import HanzoError
+
+        raise HanzoError("the local provider has nothing to pull; use: hanzo model:import PATH --name NAME")
+
+    def list(self) -> Iterable[ModelInfo]:
+        store = self.store
+        for mname, path in store.manifests():
+            if mname.host == LOCAL_HOST:
+                yield store.model_info(self.name, mname, path, default_host=LOCAL_HOST)
+
+    def get(self, name: str) -> ModelInfo | None:
+        from hanzo_cli.errors import HanzoError
+
+        try:
+            mname = self._name(name)
+        except HanzoError:
+            return None
+        store = self.store
+        found = store.find_manifest(mname)
+        if found is None:
+            return None
+        return store.model_info(self.name, found[0], found[1], default_host=LOCAL_HOST)
+
+    def delete(self, name: str) -> ModelInfo:
+        from hanzo_cli.errors import NotFoundError
+
+        info = self.get(name)
+        if info is None:
+            raise NotFoundError(f"model {name!r} not found in local")
+        self.store.delete(self._name(name))
+        return info
+
+    def import_file(self, path: Path, name: str) -> ModelInfo:
+        """Copy a GGUF into the store as ``name`` (replacing an earlier import of that name)."""
+        from hanzo_cli.errors import HanzoError
+        from hanzo_cli.gguf_info import is_gguf, read_gguf_info
+        from hanzo_cli.store import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, MODEL_MEDIA_TYPE
+
+        mname = self._name(name)
+        if not is_gguf(path):
+            raise HanzoError(f"{path} is not a GGUF file (only GGUF models can be imported)")
+        gguf = read_gguf_info(path)  # also rejects truncated/corrupt headers before copying
+        store = self.store
+        old = store.find_manifest(mname)
+        old_blobs = {lay.digest for lay in store.read_manifest(old[1]).blobs} if old else set()
+        digest, size = store.add_blob_file(path)
+        config = {
+            "model_format": "gguf",
+            "model_family": gguf.architecture or "",
+            "model_families": [gguf.architecture] if gguf.architecture else [],
+            "file_type": gguf.file_type or "",
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [digest]},
+        }
+        config_digest, config_size = store.add_blob_bytes(json.dumps(config).encode())
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": MODEL_MEDIA_TYPE, "digest": digest, "size": size}],
+        }
+        target = old[0] if old else mname
+        store.write_manifest(target, json.dumps(manifest, indent=2).encode())
+        if old_blobs:
+            store.collect(old_blobs)
+        found = self.get(name)
+        if found is None:  # pragma: no cover - we just wrote it
+            raise HanzoError(f"import of {name!r} did not produce a model")
+        return found

@@ -1,0 +1,205 @@
+"""The built-in ``model:*`` commands and ``plugins``, registered through ``register_commands``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hanzo_cli.hookspecs import hookimpl
+
+
+class PullCommand(click.Command):
+    """``model:pull`` with the providers' own options added when it is parsed, not at start-up
+    (``hanzo --help`` must not import the providers)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        try:
+            from hanzo_cli.plugins import registry
+
+            providers = list(registry().providers.values())
+        except click.ClickException:
+            return params
+        seen = {p.name for p in params}
+        extra: list[click.Parameter] = []
+        for provider in providers:
+            for option in provider.pull_options:
+                if option.name not in seen:
+                    seen.add(option.name)
+                    extra.append(option)
+        return params[:-1] + extra + params[-1:]  # keep --help last
+
+
+@click.command("model:pull", cls=PullCommand)
+@click.argument("ref")
+@click.option("--provider", "-p", metavar="NAME", help="Provider to pull from (default: the first that has it).")
+@click.option("--insecure", is_flag=True, help="Allow plain-HTTP registries.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pulled model as JSON.")
+def pull_cmd(ref: str, provider: str | None, insecure: bool, quiet: bool, as_json: bool, **extra: Any) -> None:
+    """Pull a model: REF is [provider:]name or a catalog alias (qwen3-embedding-8b)."""
+    from hanzo_cli import models
+    from hanzo_cli.output import echo_json, human_size, info, set_quiet
+    from hanzo_cli.providers import PullOptions
+
+    set_quiet(quiet)
+    pulled = models.pull(ref, provider, PullOptions(insecure=insecure, quiet=quiet, extra=extra))
+    if as_json:
+        echo_json(pulled.to_json())
+    else:
+        info(f"pulled {pulled.provider}:{pulled.name} ({human_size(pulled.size)}) -> {pulled.path}")
+
+
+@click.command("model:list")
+@click.option("--provider", "-p", metavar="NAME", help="Only this provider's models.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(provider: str | None, as_json: bool) -> None:
+    """List the models every provider has."""
+    from hanzo_cli.output import echo_json, human_size, warn
+    from hanzo_cli.plugins import registry
+
+    reg = registry()
+    providers = [reg.provider(provider)] if provider else list(reg.providers.values())
+    rows = []
+    for p in providers:
+        try:
+            rows.extend(p.list())
+        except click.ClickException as exc:
+            if provider:
+                raise
+            warn(f"{p.name}: {exc.message}")
+    if as_json:
+        echo_json([row.to_json() for row in rows])
+        return
+    if not rows:
+        click.echo("No models. Pull one with: hanzo model:pull qwen3-embedding-0.6b", err=True)
+        return
+    table = [("NAME", "PROVIDER", "SIZE", "MODIFIED", "ID")]
+    for row in rows:
+        modified = row.modified_at.strftime("%Y-%m-%d %H:%M") if row.modified_at else "-"
+        ident = row.digest.split(":", 1)[-1][:12] if row.digest else "-"
+        table.append((row.name, row.provider, human_size(row.size), modified, ident))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+
+@click.command("model:show")
+@click.argument("ref")
+@click.option("--provider", "-p", metavar="NAME", help="Provider that has the model.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_cmd(ref: str, provider: str | None, as_json: bool) -> None:
+    """Show a pulled model: files, size, digest and its GGUF metadata."""
+    from hanzo_cli import models
+    from hanzo_cli.gguf_info import is_gguf, read_gguf_info
+    from hanzo_cli.output import echo_json, human_size
+
+    found = models.show(ref, provider)
+    data = found.to_json()
+    gguf = read_gguf_info(found.path).to_json() if found.path and is_gguf(found.path) else None
+    data["gguf"] = gguf
+    if as_json:
+        echo_json(data)
+        return
+    lines = [
+        ("provider", found.provider),
+        ("name", found.name),
+        ("size", f"{human_size(found.size)} ({found.size} bytes)"),
+        ("digest", found.digest or "-"),
+        ("path", str(found.path) if found.path else "-"),
+    ]
+    if gguf:
+        params = gguf["parameter_count"]
+        lines += [
+            ("architecture", gguf["architecture"] or "-"),
+            ("parameters", f"{params:,}" if params else "-"),
+            ("quantization", gguf["file_type"] or "-"),
+            ("context length", str(gguf["context_length"] or "-")),
+            ("embedding length", str(gguf["embedding_length"] or "-")),
+            ("pooling", gguf["pooling_type"] or "-"),
+        ]
+    for key, value in found.details.items():
+        if isinstance(value, (str, int, float)) and key not in dict(lines):
+            lines.append((key, str(value)))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key.ljust(width)}  {value}")
+    if found.files:
+        click.echo("files:")
+        for f in found.files:
+            click.echo(f"  {f.kind:<10} {human_size(f.size):>9}  {f.path}")
+
+
+@click.command("model:delete")
+@click.argument("ref")
+@click.option("--provider", "-p", metavar="NAME", help="Provider that has the model.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def delete_cmd(ref: str, provider: str | None, yes: bool) -> None:
+    """Delete a pulled model (blobs shared with other models are kept)."""
+    import sys
+
+    from hanzo_cli import models
+    from hanzo_cli.errors import HanzoError, NotFoundError
+    from hanzo_cli.output import human_size
+
+    for p, name in models.candidates(ref, provider):
+        found = p.get(name)
+        if found is None:
+            continue
+        if not yes:
+            if not sys.stdin.isatty():
+                raise HanzoError("refusing to delete without --yes (no terminal to confirm on)")
+            click.confirm(f"Delete {found.provider}:{found.name} ({human_size(found.size)})?", abort=True)
+        p.delete(name)
+        click.echo(f"deleted {found.provider}:{found.name}", err=True)
+        return
+    raise NotFoundError(f"model {ref!r} not found")
+
+
+@click.command("model:import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Name to give it: [namespace/]model[:tag].")
+@click.option("--json", "as_json", is_flag=True, help="Print the imported model as JSON.")
+def import_cmd(path: Path, name: str, as_json: bool) -> None:
+    """Import a local GGUF file into hanzo's store (as the 'local' provider)."""
+    from hanzo_cli.builtin.local import LocalProvider
+    from hanzo_cli.output import echo_json, human_size
+    from hanzo_cli.plugins import registry
+
+    local = registry().provider("local")
+    assert isinstance(local, LocalProvider)
+    imported = local.import_file(path, name)
+    if as_json:
+        echo_json(imported.to_json())
+    else:
+        click.echo(f"imported local:{imported.name} ({human_size(imported.size)}) -> {imported.path}", err=True)
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Include hanzo's built-in plugins.")
+def plugins_cmd(as_json: bool, show_all: bool) -> None:
+    """List the loaded plugins with their distribution, version and hooks."""
+    from hanzo_cli.output import echo_json
+    from hanzo_cli.plugins import plugin_records
+
+    records = [r for r in plugin_records() if show_all or not r.builtin]
+    data = [
+        {"name": r.name, "distribution": r.distribution, "version": r.version, "hooks": r.hooks, "builtin": r.builtin}
+        for r in records
+    ]
+    if as_json:
+        echo_json(data)
+        return
+    if not data:
+        click.echo("No plugins installed. Try: pip install 'hanzo-cli[all]'", err=True)
+    for row in data:
+        click.echo(f"{row['name']}  {row['distribution']} {row['version']}  hooks: {', '.join(row['hooks'])}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    for command in (pull_cmd, list_cmd, show_cmd, delete_cmd, import_cmd, plugins_cmd):
+        cli.add_command(command)

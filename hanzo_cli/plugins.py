@@ -1,0 +1,219 @@
+"""Plugin loading: built-in plugins, then every ``hanzo`` entry point (or ``HANZO_PLUGINS``).
+
+Built-in behaviour (the local provider, the core commands) is registered through the same hooks
+as third-party plugins. ``HANZO_PLUGINS=a,b`` loads only those external plugins (entry-point or
+distribution names); ``HANZO_PLUGINS=`` loads none. Plugin modules are imported when the CLI is
+built, so they must be cheap; their hooks import heavy libraries inside the function body.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from hanzo_cli import hookspecs
+from hanzo_cli.errors import HanzoError, MissingPluginError
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution
+
+    from hanzo_cli.catalog import Catalog
+    from hanzo_cli.providers import Provider
+    from hanzo_cli.runtimes import Runtime
+
+ENTRY_POINT_GROUP = "hanzo"
+
+BUILTIN_PLUGINS = (
+    "hanzo_cli.builtin.local",
+    "hanzo_cli.commands.model",
+    "hanzo_cli.commands.config",
+)
+
+#: The first-party plugins and the extra that installs each, so a user who asks for a feature of
+#: a plugin they don't have is told exactly what to install.
+KNOWN_PLUGINS: dict[tuple[str, str], str] = {
+    ("provider", "ollama"): "ollama",
+    ("provider", "huggingface"): "huggingface",
+    ("provider", "hf"): "huggingface",
+    ("provider", "lmstudio"): "lmstudio",
+    ("provider", "lms"): "lmstudio",
+    ("runtime", "llamacpp"): "llamacpp",
+    ("runtime", "ctransformers"): "ctransformers",
+    ("command", "model:push"): "ollama",
+}
+
+
+def missing_plugin_hint(kind: str, name: str) -> str:
+    """``"; install it with: pip install 'hanzo-cli[x]'"`` for known plugins, else ``""``."""
+    extra = KNOWN_PLUGINS.get((kind, name.lower()))
+    if extra is None:
+        return ""
+    return f"; install it with: pip install 'hanzo-cli[{extra}]'"
+
+
+@dataclass
+class PluginRecord:
+    name: str
+    module: ModuleType
+    distribution: str | None = None
+    version: str | None = None
+    builtin: bool = False
+    hooks: list[str] = field(default_factory=list)
+
+
+pm = pluggy.PluginManager("hanzo")
+pm.add_hookspecs(hookspecs)
+_records: list[PluginRecord] = []
+_loaded = False
+
+
+def _wanted() -> set[str] | None:
+    value = os.environ.get("HANZO_PLUGINS")
+    if value is None:
+        return None
+    return {name.strip().lower() for name in value.split(",") if name.strip()}
+
+
+def _register(module: ModuleType, name: str, dist: Distribution | None, builtin: bool) -> None:
+    try:
+        pm.register(module, name=name)
+    except ValueError as exc:  # duplicate name: two distributions claim the same plugin name
+        raise HanzoError(f"plugin {name!r} is registered twice: {exc}") from None
+    _records.append(
+        PluginRecord(
+            name=name,
+            module=module,
+            distribution=dist.metadata["Name"] if dist else None,
+            version=dist.version if dist else None,
+            builtin=builtin,
+        )
+    )
+
+
+def load_plugins() -> None:
+    """Register built-ins and installed plugins once; fail loudly on unknown hook names."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from hanzo_cli import __version__
+
+    for modname in BUILTIN_PLUGINS:
+        module = importlib.import_module(modname)
+        _register(module, modname.rsplit(".", 1)[-1], None, builtin=True)
+        _records[-1].distribution, _records[-1].version = "hanzo-cli", __version__
+
+    from importlib.metadata import entry_points
+
+    wanted = _wanted()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        dist_name = dist.metadata["Name"].lower() if dist else ""
+        if wanted is not None and ep.name.lower() not in wanted and dist_name not in wanted:
+            continue
+        if pm.has_plugin(ep.name):
+            continue  # the same distribution seen twice on sys.path
+        try:
+            module = ep.load()
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the CLI
+            print(f"Warning: plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+            continue
+        _register(module, ep.name, dist, builtin=False)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise HanzoError(f"plugin {exc.plugin!r} defines an unknown hook: {exc}") from None
+    for record in _records:
+        record.hooks = sorted(
+            hook.name for hook in pm.get_hookcallers(record.module) or [] if hook.name
+        )
+
+
+def plugin_records() -> list[PluginRecord]:
+    load_plugins()
+    return list(_records)
+
+
+@dataclass
+class Registry:
+    """Everything plugins registered through the data hooks."""
+
+    providers: dict[str, Provider]
+    runtimes: list[Runtime]
+    catalog: Catalog
+
+    def provider(self, name: str) -> Provider:
+        """The provider called ``name`` (or one of its prefixes), or a clear error."""
+        key = name.lower()
+        for provider in self.providers.values():
+            if key == provider.name or key in provider.prefixes:
+                return provider
+        hint = missing_plugin_hint("provider", key)
+        if hint:
+            raise MissingPluginError(f"provider {name!r} is not installed{hint}")
+        known = ", ".join(self.providers) or "none"
+        raise HanzoError(f"unknown provider {name!r} (installed: {known})")
+
+    def prefixes(self) -> set[str]:
+        """Every prefix that may start a reference: installed and known-but-missing providers."""
+        names = {kn for (kind, kn) in KNOWN_PLUGINS if kind == "provider"}
+        for provider in self.providers.values():
+            names.add(provider.name)
+            names.update(provider.prefixes)
+        return names
+
+
+@cache
+def registry() -> Registry:
+    """Call the data hooks once and collect what they registered."""
+    from hanzo_cli.catalog import Catalog, CatalogEntry
+    from hanzo_cli.providers import Provider
+    from hanzo_cli.runtimes import Runtime
+
+    load_plugins()
+    providers: list[Provider] = []
+    runtimes: list[Runtime] = []
+    catalog = Catalog()
+
+    def add_provider(provider: Any) -> None:
+        if not isinstance(provider, Provider):
+            raise HanzoError(f"register_providers got {provider!r}, not a Provider")
+        providers.append(provider)
+
+    def add_runtime(runtime: Any) -> None:
+        if not isinstance(runtime, Runtime):
+            raise HanzoError(f"register_runtimes got {runtime!r}, not a Runtime")
+        runtimes.append(runtime)
+
+    def add_model(entry: Any) -> None:
+        if not isinstance(entry, CatalogEntry):
+            raise HanzoError(f"register_models got {entry!r}, not a CatalogEntry")
+        catalog.add(entry)
+
+    pm.hook.register_providers(register=add_provider)
+    pm.hook.register_runtimes(register=add_runtime)
+    pm.hook.register_models(register=add_model)
+    providers.sort(key=lambda p: p.priority)  # stable: registration order breaks ties
+    by_name: dict[str, Provider] = {}
+    for provider in providers:
+        if provider.name in by_name:
+            raise HanzoError(f"two plugins register a provider named {provider.name!r}")
+        by_name[provider.name] = provider
+    return Registry(by_name, runtimes, catalog)
+
+
+def reset_for_tests() -> None:
+    """Forget loaded plugins (tests load different plugin sets in one process)."""
+    global pm, _loaded
+    pm = pluggy.PluginManager("hanzo")
+    pm.add_hookspecs(hookspecs)
+    _records.clear()
+    _loaded = False
+    registry.cache_clear()

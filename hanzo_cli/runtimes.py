@@ -1,0 +1,102 @@
+"""The runtime interface: in-process inference on a local GGUF file, and runtime selection.
+
+hanzo reads ``general.architecture`` from the GGUF and picks the first registered runtime that
+declares both the architecture and the task, unless the user forces one with ``--runtime``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from hanzo_cli.errors import HanzoError
+
+TASKS = ("embed", "rerank", "generate")
+
+
+class Embedder(Protocol):
+    """A loaded embedding model."""
+
+    #: Native vector size.
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One pooled vector per text, in order (normalisation is the caller's business)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Reranker(Protocol):
+    """A loaded reranker: relevance scores of documents for a query."""
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        """One score per document, in order; higher is more relevant."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Runtime(ABC):
+    """Base class of runtimes. Subclass it and register an instance with ``register_runtimes``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    #: Tasks this runtime can do: a subset of ``TASKS``.
+    tasks: ClassVar[frozenset[str]] = frozenset()
+    #: GGUF ``general.architecture`` values this runtime loads.
+    architectures: ClassVar[frozenset[str]] = frozenset()
+
+    def supports(self, architecture: str | None, task: str) -> bool:
+        return task in self.tasks and architecture in self.architectures
+
+    def load_embedder(self, path: Path, **options: Any) -> Embedder:
+        raise HanzoError(f"runtime {self.name!r} cannot embed")
+
+    def load_reranker(self, path: Path, **options: Any) -> Reranker:
+        raise HanzoError(f"runtime {self.name!r} cannot rerank")
+
+    @abstractmethod
+    def available(self) -> bool:
+        """Whether the runtime's library imports (checked without loading any model)."""
+
+
+def choose_runtime(
+    runtimes: Sequence[Runtime], architecture: str | None, task: str, forced: str | None = None
+) -> Runtime:
+    """The runtime to use for a model of ``architecture`` and ``task``, or a clear error."""
+    if forced:
+        by_name = {r.name: r for r in runtimes}
+        if forced not in by_name:
+            from hanzo_cli.plugins import missing_plugin_hint
+
+            hint = missing_plugin_hint("runtime", forced)
+            known = ", ".join(by_name) or "none installed"
+            raise HanzoError(f"unknown runtime {forced!r} (installed: {known}){hint}")
+        runtime = by_name[forced]
+        if not runtime.supports(architecture, task):
+            raise HanzoError(
+                f"runtime {forced!r} cannot {task} a {architecture or 'unknown'}-architecture model "
+                f"({describe(runtime)})"
+            )
+        return runtime
+    for runtime in runtimes:
+        if runtime.supports(architecture, task):
+            return runtime
+    if not runtimes:
+        from hanzo_cli.plugins import missing_plugin_hint
+
+        raise HanzoError(f"no runtime is installed{missing_plugin_hint('runtime', 'llamacpp')}")
+    listing = "; ".join(f"{r.name}: {describe(r)}" for r in runtimes)
+    raise HanzoError(
+        f"no installed runtime can {task} a model of architecture {architecture or 'unknown'!r} "
+        f"({listing})"
+    )
+
+
+def describe(runtime: Runtime) -> str:
+    tasks = "/".join(t for t in TASKS if t in runtime.tasks) or "nothing"
+    archs = ", ".join(sorted(runtime.architectures)) or "none"
+    return f"{tasks} on {archs}"
