@@ -9,12 +9,14 @@ built, so they must be cheap; their hooks import heavy libraries inside the func
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
@@ -22,8 +24,6 @@ from hanzo_cli import hookspecs
 from hanzo_cli.errors import HanzoError, MissingPluginError
 
 if TYPE_CHECKING:
-    from importlib.metadata import Distribution
-
     from hanzo_cli.catalog import Catalog
     from hanzo_cli.providers import Provider
     from hanzo_cli.runtimes import Runtime
@@ -81,20 +81,70 @@ def _wanted() -> set[str] | None:
     return {name.strip().lower() for name in value.split(",") if name.strip()}
 
 
-def _register(module: ModuleType, name: str, dist: Distribution | None, builtin: bool) -> None:
+def _register(module: ModuleType, name: str, dist: str | None, version: str | None, builtin: bool) -> None:
     try:
         pm.register(module, name=name)
     except ValueError as exc:  # duplicate name: two distributions claim the same plugin name
         raise HanzoError(f"plugin {name!r} is registered twice: {exc}") from None
-    _records.append(
-        PluginRecord(
-            name=name,
-            module=module,
-            distribution=dist.metadata["Name"] if dist else None,
-            version=dist.version if dist else None,
-            builtin=builtin,
+    _records.append(PluginRecord(name, module, dist, version, builtin))
+
+
+class EntryPoint(NamedTuple):
+    name: str
+    module: str
+    dist: str | None
+    version: str | None
+
+
+def _entry_points() -> list[EntryPoint]:
+    """The ``hanzo`` entry points, from a cache that is valid while sys.path's folders are unchanged.
+
+    Scanning every installed distribution with importlib.metadata costs as much as importing
+    click, on every run. Installing, upgrading or removing a package changes the mtime of the
+    site-packages folder that holds it, so a fingerprint of those mtimes keys the cache.
+    """
+    fingerprint = []
+    for entry in sys.path:
+        try:
+            fingerprint.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            continue
+    cache = _cache_path()
+    try:
+        cached = json.loads(cache.read_text(encoding="utf-8"))
+        if cached["fingerprint"] == fingerprint:
+            return [EntryPoint(*row) for row in cached["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        found.append(
+            EntryPoint(
+                ep.name,
+                ep.value.split(":")[0],
+                dist.metadata["Name"] if dist else None,
+                dist.version if dist else None,
+            )
         )
-    )
+    try:
+        from hanzo_cli.store import atomic_write
+
+        atomic_write(cache, json.dumps({"fingerprint": fingerprint, "entry_points": found}).encode())
+    except OSError:
+        pass  # a read-only home only costs the rescan
+    return found
+
+
+def _cache_path() -> Path:
+    home = os.environ.get("HANZO_HOME")
+    if home:
+        return Path(home).expanduser() / "cache" / "entry-points.json"
+    import platformdirs
+
+    return platformdirs.user_cache_path("hanzo") / "entry-points.json"
 
 
 def load_plugins() -> None:
@@ -107,33 +157,26 @@ def load_plugins() -> None:
 
     for modname in BUILTIN_PLUGINS:
         module = importlib.import_module(modname)
-        _register(module, modname.rsplit(".", 1)[-1], None, builtin=True)
-        _records[-1].distribution, _records[-1].version = "hanzo-cli", __version__
-
-    from importlib.metadata import entry_points
+        _register(module, modname.rsplit(".", 1)[-1], "hanzo-cli", __version__, builtin=True)
 
     wanted = _wanted()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist
-        dist_name = dist.metadata["Name"].lower() if dist else ""
-        if wanted is not None and ep.name.lower() not in wanted and dist_name not in wanted:
+    for ep in _entry_points():
+        if wanted is not None and ep.name.lower() not in wanted and (ep.dist or "").lower() not in wanted:
             continue
         if pm.has_plugin(ep.name):
             continue  # the same distribution seen twice on sys.path
         try:
-            module = ep.load()
+            module = importlib.import_module(ep.module)
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the CLI
             print(f"Warning: plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
             continue
-        _register(module, ep.name, dist, builtin=False)
+        _register(module, ep.name, ep.dist, ep.version, builtin=False)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise HanzoError(f"plugin {exc.plugin!r} defines an unknown hook: {exc}") from None
     for record in _records:
-        record.hooks = sorted(
-            hook.name for hook in pm.get_hookcallers(record.module) or [] if hook.name
-        )
+        record.hooks = sorted(hook.name for hook in pm.get_hookcallers(record.module) or [] if hook.name)
 
 
 def plugin_records() -> list[PluginRecord]:
