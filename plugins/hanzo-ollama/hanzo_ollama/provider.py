@@ -1,0 +1,219 @@
+"""The ``ollama`` provider: through a running Ollama server, or natively from any Ollama/OCI registry.
+
+*Server mode* is used when an Ollama server answers at ``OLLAMA_HOST`` (probed with a 0.5 s
+timeout); *native mode* otherwise, or with ``--native``. Native pulls write Ollama's on-disk
+layout into ``$OLLAMA_MODELS`` when it is set (so a later ``ollama serve`` finds the model without
+downloading it again), else into hanzo's store. Listing, showing and deleting look at both the
+server (if up) and the layout on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import click
+
+from hanzo_cli.errors import DiskFullError, HanzoError, NotFoundError
+from hanzo_cli.output import warn
+from hanzo_cli.providers import ModelInfo, Provider, PullOptions
+from hanzo_cli.store import Layer, ManifestName, Store, digest_hex, parse_manifest
+from hanzo_ollama.server import OllamaServer, Vectors, ollama_host
+
+#: Manifests under this host in hanzo's store belong to the built-in ``local`` provider.
+LOCAL_HOST = "local"
+
+
+class OllamaProvider(Provider):
+    """Ollama models: pulled through a running Ollama, or natively from a registry."""
+
+    name = "ollama"
+    description = "Ollama: through a running Ollama server, or natively from any Ollama/OCI registry"
+    priority = 10
+    pull_options: ClassVar[Sequence[click.Option]] = (
+        click.Option(
+            ["--native"],
+            is_flag=True,
+            help="ollama: speak the registry protocol directly even when an Ollama server is running.",
+        ),
+    )
+
+    def __init__(self, store_root: Path | None = None, server_url: str | None = None) -> None:
+        self._store_root = store_root
+        self._server_url = server_url
+
+    @property
+    def store(self) -> Store:
+        """``$OLLAMA_MODELS`` when set, else hanzo's store."""
+        if self._store_root is not None:
+            return Store(self._store_root)
+        env = os.environ.get("OLLAMA_MODELS", "").strip()
+        return Store(Path(env).expanduser()) if env else Store.default()
+
+    def server(self) -> OllamaServer | None:
+        """The Ollama server at ``OLLAMA_HOST`` if one answers now."""
+        return OllamaServer.probe(self._server_url)
+
+    def accepts(self, name: str) -> bool:
+        try:
+            ManifestName.parse(name)
+        except HanzoError:
+            return False
+        return True
+
+    def normalize(self, name: str) -> str:
+        try:
+            return ManifestName.parse(name).display().lower()
+        except HanzoError:
+            return name.strip().lower()
+
+    # -- pull ------------------------------------------------------------------------------------
+
+    def pull(self, name: str, options: PullOptions) -> ModelInfo:
+        server = None if options.extra.get("native") else self.server()
+        if server is None:
+            return self.pull_native(name, insecure=options.insecure)
+        server.pull(name, insecure=options.insecure)
+        found = self.get(name)
+        if found is None:
+            raise HanzoError(f"Ollama pulled {name!r} but does not list it")
+        return found
+
+    def pull_native(self, name: str, *, insecure: bool = False) -> ModelInfo:
+        """Fetch the manifest, validate it, download the missing blobs, then write the manifest."""
+        import httpx
+
+        from hanzo_ollama.registry import RegistryClient, RegistryName
+
+        target = RegistryName.parse(name, insecure=insecure)
+        store = self.store
+        with httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True) as client:
+            registry = RegistryClient(target, client)
+            raw = registry.fetch_manifest()
+            manifest = parse_manifest(raw)  # refuse hostile manifests before anything is written
+            missing = unique_layers(
+                layer for layer in manifest.blobs if not store.has_blob(layer.digest, layer.size)
+            )
+            _check_free_space(store, missing, target.name.display())
+            for layer in missing:
+                store.pull_blob(
+                    layer.digest,
+                    target.blob_url(layer.digest),
+                    size=layer.size,
+                    headers=registry.auth_headers(),
+                    desc=f"pulling {digest_hex(layer.digest)[:12]}",
+                )
+        # Re-pulling under another spelling updates the existing manifest instead of adding a twin.
+        found = store.find_manifest(target.name)
+        mname = found[0] if found else target.name
+        replaced = {layer.digest for layer in store.read_manifest(found[1]).blobs} if found else set()
+        store.write_manifest(mname, raw)
+        store.collect(replaced - {layer.digest for layer in manifest.blobs})
+        return store.model_info(self.name, mname, store.manifest_path(mname))
+
+    # -- list, get, delete -------------------------------------------------------------------------
+
+    def list(self) -> Iterable[ModelInfo]:
+        """Models on disk, then those only the server has (one row per name)."""
+        rows = {self.normalize(info.name): info for info in self._disk_models()}
+        server = self.server()
+        if server is not None:
+            try:
+                served = server.tags()
+            except HanzoError as exc:  # the models on disk are still worth listing
+                warn(f"ollama: {exc.message}")
+                served = []
+            for info in served:
+                rows.setdefault(self.normalize(info.name), info)
+        return list(rows.values())
+
+    def get(self, name: str) -> ModelInfo | None:
+        """The model on disk, else the server's (with its GGUF path when it is on this machine)."""
+        on_disk = self._disk_get(name)
+        if on_disk is not None:
+            return on_disk
+        server = self.server()
+        if server is None:
+            return None
+        wanted = self.normalize(name)
+        listed = next((info for info in server.tags() if self.normalize(info.name) == wanted), None)
+        return server.show(name, listed) if listed is not None else None
+
+    def delete(self, name: str) -> ModelInfo:
+        """Delete from the server (if up) and from disk; blobs other models use are kept."""
+        found = self.get(name)
+        if found is None:
+            raise NotFoundError(f"model {name!r} not found in ollama")
+        server = self.server()
+        if server is not None:
+            server.delete(found.name)  # False (404): only the disk has it
+        on_disk = self._disk_name(name)
+        if on_disk is not None:
+            self.store.delete(on_disk)
+        return found
+
+    def embed(self, name: str, texts: Sequence[str], dimensions: int | None = None) -> Vectors:
+        """Embeddings from the running Ollama server (``/api/embed``): one vector per text."""
+        server = self.server()
+        if server is None:
+            where = self._server_url or ollama_host()
+            raise HanzoError(f"no Ollama server answers at {where}; embeddings need a running `ollama serve`")
+        return server.embed(name, texts, dimensions)
+
+    # -- disk ------------------------------------------------------------------------------------
+
+    def _disk_models(self) -> Iterable[ModelInfo]:
+        store = self.store
+        for mname, path in store.manifests():
+            if mname.host != LOCAL_HOST:
+                yield store.model_info(self.name, mname, path)
+
+    def _disk_name(self, name: str) -> ManifestName | None:
+        try:
+            wanted = ManifestName.parse(name)
+        except HanzoError:
+            return None
+        found = self.store.find_manifest(wanted)
+        return found[0] if found and found[0].host != LOCAL_HOST else None
+
+    def _disk_get(self, name: str) -> ModelInfo | None:
+        mname = self._disk_name(name)
+        if mname is None:
+            return None
+        store = self.store
+        return store.model_info(self.name, mname, store.manifest_path(mname))
+
+
+def unique_layers(layers: Iterable[Layer]) -> list[Layer]:
+    """Each digest once (a manifest may list one blob twice)."""
+    seen: dict[str, Layer] = {}
+    for layer in layers:
+        seen.setdefault(layer.digest, layer)
+    return list(seen.values())
+
+
+def _check_free_space(store: Store, layers: Sequence[Layer], display: str) -> None:
+    """Refuse to start a pull the disk cannot hold (bytes already in partials count as held)."""
+    from hanzo_cli.output import human_size
+
+    needed = 0
+    for layer in layers:
+        partial = store.blob_path(layer.digest).with_name(f"sha256-{digest_hex(layer.digest)}-partial")
+        try:
+            # Allocated bytes, not the length: partials are preallocated sparse files.
+            held = getattr(partial.stat(), "st_blocks", 0) * 512
+        except FileNotFoundError:
+            held = 0
+        needed += max(0, layer.size - held)
+    probe = store.root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if needed > free:
+        raise DiskFullError(
+            f"not enough disk space to pull {display}: need {human_size(needed)}, "
+            f"have {human_size(free)} free in {store.root}"
+        )

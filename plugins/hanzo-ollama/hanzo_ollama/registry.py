@@ -1,0 +1,238 @@
+"""The registry protocol, spoken natively: Ollama's registry and any OCI/Docker distribution registry.
+
+Names follow Ollama's grammar (:class:`hanzo_cli.store.ManifestName`). Two rules decide the URL:
+
+* **Scheme**: https, or plain http with ``--insecure`` (as Ollama does). A name written with
+  ``http://`` needs ``--insecure``.
+* **Case**: OCI registries accept only lower-case repository names, while Ollama names compare
+  case-insensitively and keep the user's spelling. So the repository path is lower-cased in URLs
+  for every registry except registry.ollama.ai (which takes names as typed, as Ollama sends them);
+  tags are sent as typed (they are case-sensitive in OCI). On disk the user's spelling is kept.
+
+Authentication: pulls from registry.ollama.ai need none. A registry that answers 401 with a
+``WWW-Authenticate: Bearer realm=…`` challenge gets an anonymous token from its realm (Docker
+Hub, ghcr.io and token-auth distribution registries work this way). Basic auth and Ollama's
+signed-key push auth are not supported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hanzo_cli.errors import HanzoError, NotFoundError
+from hanzo_cli.store import DEFAULT_HOST, MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES, Layer, ManifestName
+
+if TYPE_CHECKING:
+    import httpx
+
+    from hanzo_cli.output import ProgressBar
+
+UPLOAD_CHUNK = 1 << 20
+_CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
+_NOT_FOUND_CODES = {"MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class RegistryName:
+    """A model name with the scheme its registry is reached by."""
+
+    name: ManifestName
+    scheme: str
+
+    @classmethod
+    def parse(cls, text: str, *, insecure: bool) -> RegistryName:
+        """Parse ``[scheme://][host/][namespace/]model[:tag]``; http needs ``insecure``."""
+        scheme = "https"
+        if "://" in text:
+            scheme = text.strip().split("://", 1)[0].lower()
+            if scheme not in ("http", "https"):
+                raise HanzoError(f"unsupported scheme {scheme!r} in {text!r} (use http or https)")
+            if scheme == "http" and not insecure:
+                raise HanzoError(f"{text!r} is a plain-HTTP registry; pass --insecure to use it")
+        return cls(ManifestName.parse(text), "http" if insecure else scheme)
+
+    @property
+    def repository(self) -> str:
+        """The repository path as sent to the registry (see the module docstring for the case rule)."""
+        repo = self.name.repository
+        return repo if self.name.host.lower() == DEFAULT_HOST else repo.lower()
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.name.host}/v2/{self.repository}"
+
+    def manifest_url(self) -> str:
+        return f"{self.base_url}/manifests/{self.name.tag}"
+
+    def blob_url(self, digest: str) -> str:
+        return f"{self.base_url}/blobs/{digest}"
+
+
+class RegistryClient:
+    """One repository on one registry: fetch manifests, check and upload blobs, put manifests."""
+
+    def __init__(self, target: RegistryName, client: httpx.Client) -> None:
+        self.target = target
+        self.client = client
+        self._token: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.target.name.display()
+
+    @property
+    def host(self) -> str:
+        return self.target.name.host
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request (a Bearer token once a challenge was answered)."""
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    # -- pulling ---------------------------------------------------------------------------------
+
+    def fetch_manifest(self) -> bytes:
+        """The raw manifest bytes (not yet validated: the caller runs ``parse_manifest``)."""
+        response = self._send(
+            "GET", self.target.manifest_url(), headers={"Accept": MANIFEST_MEDIA_TYPE}, stream=True
+        )
+        try:
+            if response.status_code != 200:
+                response.read()
+                raise self._error(response, f"model {self.display!r}")
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > MAX_MANIFEST_BYTES:
+                raise HanzoError(f"manifest of {self.display!r} is too large ({length} bytes)")
+            raw = response.read()
+        finally:
+            response.close()
+        # A registry names the manifest's digest; a mismatch means a broken proxy or cache.
+        claimed = response.headers.get("Docker-Content-Digest", "")
+        if claimed.startswith("sha256:") and claimed != "sha256:" + hashlib.sha256(raw).hexdigest():
+            raise HanzoError(f"manifest of {self.display!r} does not match its digest {claimed}")
+        return raw
+
+    # -- pushing ---------------------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        """Whether the registry already has the blob (a redirect to storage counts as yes)."""
+        response = self._send("HEAD", self.target.blob_url(digest))
+        if response.status_code == 200 or 300 <= response.status_code < 400:
+            return True
+        if response.status_code == 404:
+            return False
+        raise self._error(response, f"blob {digest}")
+
+    def upload_blob(self, path: Path, layer: Layer, bar: ProgressBar) -> None:
+        """Monolithic upload (POST, then PUT of the file as a stream) of one local blob."""
+        import httpx
+
+        start = self._send("POST", f"{self.target.base_url}/blobs/uploads/")
+        if start.status_code != 202 or "Location" not in start.headers:
+            raise self._error(start, f"upload of blob {layer.digest}")
+        # The Location carries upload state (?_state=…) that must be kept: merge, don't replace.
+        location = httpx.URL(self.target.base_url).join(start.headers["Location"])
+        response = self._send(
+            "PUT",
+            location.copy_merge_params({"digest": layer.digest}),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(layer.size)},
+            content=_read_chunks(path, bar),
+        )
+        if response.status_code != 201:
+            raise self._error(response, f"upload of blob {layer.digest}")
+
+    def put_manifest(self, raw: bytes) -> None:
+        media_type = json.loads(raw).get("mediaType") or MANIFEST_MEDIA_TYPE
+        response = self._send(
+            "PUT", self.target.manifest_url(), headers={"Content-Type": media_type}, content=raw
+        )
+        if response.status_code not in (200, 201):
+            raise self._error(response, f"manifest of {self.display!r}")
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | Iterator[bytes] | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send a request, answering one Bearer challenge. Streamed bodies are only sent after
+        a POST has already obtained the token, so they are never needed twice."""
+        for attempt in range(2):
+            request = self.client.build_request(
+                method, url, headers={**(headers or {}), **self.auth_headers()}, content=content
+            )
+            response = self.client.send(request, stream=stream)
+            if response.status_code != 401 or attempt or not self._authenticate(response):
+                return response
+            response.close()
+        raise AssertionError("unreachable")
+
+    def _authenticate(self, response: httpx.Response) -> bool:
+        """Fetch an anonymous token for a ``Bearer`` challenge; False if there is none to answer."""
+        challenge = response.headers.get("WWW-Authenticate", "")
+        scheme, _, params_text = challenge.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        params = dict(_CHALLENGE_PARAM_RE.findall(params_text))
+        realm = params.pop("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            return False
+        reply = self.client.get(realm, params=params)
+        if reply.status_code != 200:
+            return False
+        try:
+            data = reply.json()
+        except ValueError:
+            return False
+        token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token or token == self._token:
+            return False
+        self._token = token
+        return True
+
+    def _error(self, response: httpx.Response, what: str) -> HanzoError:
+        """A one-line error for a registry refusal (404 and *_UNKNOWN codes become NotFoundError)."""
+        codes, messages = _registry_errors(response)
+        if response.status_code == 404 or codes & _NOT_FOUND_CODES:
+            return NotFoundError(f"{what} not found on registry {self.host}")
+        if response.status_code == 401:
+            return HanzoError(
+                f"registry {self.host} requires authentication for {what}, which hanzo does not "
+                "support (only anonymous Bearer tokens)"
+            )
+        detail = "; ".join(messages) or response.reason_phrase
+        return HanzoError(f"registry {self.host} refused {what}: HTTP {response.status_code} {detail}")
+
+
+def _registry_errors(response: httpx.Response) -> tuple[set[str], list[str]]:
+    """Codes and messages from a distribution-spec error body ``{"errors": [{code, message}]}``."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return set(), []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return set(), []
+    codes = {e["code"] for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str)}
+    messages = [
+        f"{e.get('code')}: {e.get('message')}"[:200] for e in errors if isinstance(e, dict) and e.get("code")
+    ]
+    return codes, messages
+
+
+def _read_chunks(path: Path, bar: ProgressBar) -> Iterator[bytes]:
+    """The file in 1 MiB chunks, so a multi-GB blob is streamed, never read into memory."""
+    with open(path, "rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK):
+            bar.update(len(chunk))
+            yield chunk
