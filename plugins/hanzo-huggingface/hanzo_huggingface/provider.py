@@ -1,0 +1,241 @@
+"""The ``huggingface`` provider (prefix ``hf``): models in the standard Hugging Face cache.
+
+Names (see :mod:`hanzo_huggingface.refs`): ``org/repo`` (a GGUF repo's default quant, or a whole
+snapshot), ``org/repo:Q8_0`` (one quant, every shard), ``org/repo/path/file.gguf`` (one file), with
+``@revision`` after the repo for revisions other than the one ``main`` points at.
+
+``model:list`` shows each GGUF model of a cached revision on its own line — named by its quant when
+that is unique in the revision, else by its path — and any other repo as one snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import click
+
+from hanzo_cli.errors import HanzoError, NotFoundError
+from hanzo_cli.providers import ModelFile, ModelInfo, Provider, PullOptions
+from hanzo_huggingface.cache import CacheScan, RepoCache, Snapshot
+from hanzo_huggingface.hub import HubSettings, fetch_file, resolve, where
+from hanzo_huggingface.refs import HubRef, check_revision, model_name, parse
+from hanzo_huggingface.selection import Choice, choose, gguf_models, is_gguf
+
+_WEIGHTS = (".gguf", ".safetensors", ".bin", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt")
+
+
+class HuggingFaceProvider(Provider):
+    """Pulls from the Hugging Face Hub into the standard HF cache (resumable, verified)."""
+
+    name = "huggingface"
+    prefixes = ("hf",)
+    description = "Hugging Face Hub: GGUF quants or whole repos, kept in the standard HF cache"
+    priority = 20
+    pull_options: ClassVar[Sequence[click.Option]] = (
+        click.Option(
+            ["--file"],
+            metavar="NAME",
+            help="(huggingface) Pull this file of the repo (every shard of a split GGUF).",
+        ),
+        click.Option(
+            ["--revision"], metavar="REV", help="(huggingface) Branch, tag or commit (default: main)."
+        ),
+        click.Option(
+            ["--include"],
+            metavar="PATTERN",
+            multiple=True,
+            help="(huggingface) Pull only files matching PATTERN.",
+        ),
+        click.Option(
+            ["--exclude"], metavar="PATTERN", multiple=True, help="(huggingface) Skip files matching PATTERN."
+        ),
+    )
+
+    def accepts(self, name: str) -> bool:
+        try:
+            parse(name)
+        except HanzoError:
+            return False
+        return True
+
+    def pull(self, name: str, options: PullOptions) -> ModelInfo:
+        from hanzo_cli.output import human_size, info
+
+        ref = parse(name)
+        wanted = _Wanted.of(ref, options.extra)
+        settings = HubSettings.from_env()
+        if settings.offline:
+            return self._pull_offline(ref, wanted, settings)
+        res = resolve(
+            ref.repo_id,
+            revision=wanted.revision,
+            quant=ref.quant,
+            file=wanted.file,
+            include=wanted.include,
+            exclude=wanted.exclude,
+            settings=settings,
+        )
+        if res.choice.model and res.choice.default_among:
+            info(
+                f"{res.repo_id}: using {res.choice.model.label()} by default "
+                f"(available: {res.choice.default_among}; pick one with hf:{res.repo_id}:QUANT)"
+            )
+        repo = RepoCache(settings.cache_dir, res.repo_id)
+        repo.prepare(res.commit)
+        missing = [f for f in res.files if not repo.pointer(res.commit, f.path).exists()]
+        for file in missing:
+            if not repo.blob(file.etag).exists():  # blobs only appear verified; another revision may share it
+                fetch_file(res, file, repo.blob(file.etag), partial=repo.incomplete(file.etag))
+        # Linked only once every file is here, so a split model never shows up with shards missing.
+        for file in missing:
+            repo.link(res.commit, file.path, file.etag)
+        repo.write_ref(res.revision, res.commit)
+        if not missing:
+            info(f"{res.where()}: {len(res.files)} file(s), {human_size(res.size)}, already in the cache")
+        snapshot = CacheScan(settings.cache_dir).find(res.repo_id, res.commit)
+        if snapshot is None:  # pragma: no cover - we just wrote it
+            raise HanzoError(f"{res.where()} is not in the cache after pulling it")
+        return describe(snapshot, res.choice.paths)
+
+    def _pull_offline(self, ref: HubRef, wanted: _Wanted, settings: HubSettings) -> ModelInfo:
+        from hanzo_cli.output import info
+
+        why = f"HF_HUB_OFFLINE is set and it is not in the Hugging Face cache ({settings.cache_dir})"
+        snapshot = CacheScan(settings.cache_dir).find(ref.repo_id, wanted.revision)
+        if snapshot is None:
+            raise HanzoError(f"cannot pull {where(ref.repo_id, wanted.revision)}: {why}")
+        try:
+            choice = wanted.choose(snapshot, ref)
+        except NotFoundError as exc:
+            raise HanzoError(f"{exc.message}: {why}") from None
+        info(f"HF_HUB_OFFLINE is set: using the cached {snapshot.repo_id} at {snapshot.commit[:12]}")
+        return describe(snapshot, choice.paths)
+
+    def list(self) -> Iterable[ModelInfo]:
+        for snapshot in CacheScan(HubSettings.from_env().cache_dir).snapshots:
+            models = gguf_models(snapshot.sizes())
+            for paths in [m.paths for m in models] or [tuple(sorted(snapshot.files))]:
+                yield describe(snapshot, paths)
+
+    def get(self, name: str) -> ModelInfo | None:
+        try:
+            ref = parse(name)
+        except HanzoError:
+            return None
+        found = _find(CacheScan(HubSettings.from_env().cache_dir), ref)
+        return describe(*found) if found else None
+
+    def delete(self, name: str) -> ModelInfo:
+        """Delete what ``get(name)`` shows. The whole revision goes (refs too, and the repo folder with
+        its last revision) when no other model is left in it; else only these files, their blobs only
+        when no other revision links them."""
+        scan = CacheScan(HubSettings.from_env().cache_dir)
+        found = _find(scan, parse(name))
+        if found is None:
+            raise NotFoundError(f"model {name!r} not found in the Hugging Face cache")
+        snapshot, paths = found
+        removed = describe(snapshot, paths)
+        rest = set(snapshot.files) - set(paths)
+        whole = not rest or (any(is_gguf(p) for p in paths) and not any(is_gguf(p) for p in rest))
+        scan.delete(snapshot, None if whole else paths)
+        return removed
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """What a pull asks for beyond the name: ``--revision``, ``--file``, ``--include``/``--exclude``."""
+
+    revision: str | None
+    file: str | None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, ref: HubRef, extra: Mapping[str, Any]) -> _Wanted:
+        revision = extra.get("revision")
+        if revision and ref.revision and revision != ref.revision:
+            raise HanzoError(f"{ref} names revision {ref.revision!r} but --revision is {revision!r}")
+        file = extra.get("file")
+        if file and ref.path and file != ref.path:
+            raise HanzoError(f"{ref} names file {ref.path!r} but --file is {file!r}")
+        return cls(
+            revision=check_revision(revision) if revision else ref.revision,
+            file=file or ref.path,
+            include=tuple(extra.get("include") or ()),
+            exclude=tuple(extra.get("exclude") or ()),
+        )
+
+    def choose(self, snapshot: Snapshot, ref: HubRef) -> Choice:
+        return choose(
+            snapshot.sizes(),
+            quant=ref.quant,
+            file=self.file,
+            include=self.include,
+            exclude=self.exclude,
+            where=model_name(snapshot.repo_id, snapshot.label),
+        )
+
+
+def _find(scan: CacheScan, ref: HubRef) -> tuple[Snapshot, tuple[str, ...]] | None:
+    """The cached snapshot and files a name means, or None (an ambiguous name is an error)."""
+    snapshot = scan.find(ref.repo_id, ref.revision)
+    if snapshot is None:
+        return None
+    try:
+        choice = _Wanted(ref.revision, ref.path).choose(snapshot, ref)
+    except NotFoundError:
+        return None
+    return snapshot, choice.paths
+
+
+def describe(snapshot: Snapshot, paths: Sequence[str]) -> ModelInfo:
+    """``paths`` of a cached snapshot as a model: one GGUF model, one file, or the (filtered) snapshot."""
+    models = gguf_models(snapshot.sizes())
+    model = next((m for m in models if m.paths == tuple(paths)), None)
+    details: dict[str, Any] = {
+        "repo_id": snapshot.repo_id,
+        "revision": snapshot.commit,
+        "refs": sorted(snapshot.refs),
+    }
+    if model is not None:
+        unique = sum(m.quant == model.quant for m in models) == 1
+        name = model_name(
+            snapshot.repo_id, snapshot.label, quant=model.quant if unique else None, path=model.first
+        )
+        details["quant"] = model.quant
+        if len(model.paths) > 1:
+            details["shards"] = len(model.paths)
+        main = snapshot.files[model.first].file_path
+    elif len(paths) == 1 and len(snapshot.files) > 1:
+        name = model_name(snapshot.repo_id, snapshot.label, path=paths[0])
+        main = snapshot.files[paths[0]].file_path
+    else:
+        name = model_name(snapshot.repo_id, snapshot.label)
+        main = snapshot.files[paths[0]].file_path if len(paths) == 1 else snapshot.path
+    files = [_model_file(snapshot, p, split=model is not None and len(model.paths) > 1) for p in paths]
+    modified = max(snapshot.files[p].blob_last_modified for p in paths)
+    return ModelInfo(
+        provider=HuggingFaceProvider.name,
+        name=name,
+        size=sum(f.size for f in files),
+        digest=files[0].digest if len(files) == 1 or model is not None else None,
+        path=main,
+        modified_at=datetime.fromtimestamp(modified, tz=timezone.utc),
+        files=files,
+        details=details,
+    )
+
+
+def _model_file(snapshot: Snapshot, path: str, *, split: bool) -> ModelFile:
+    cached = snapshot.files[path]
+    etag = cached.blob_path.name
+    kind = "shard" if split else "model" if path.lower().endswith(_WEIGHTS) else "file"
+    return ModelFile(
+        path=cached.file_path,
+        size=cached.size_on_disk,
+        digest=f"sha256:{etag}" if len(etag) == 64 else None,
+        kind=kind,
+    )
