@@ -53,7 +53,7 @@ _MODEL_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}$")
 _TAG_RE = _MODEL_RE
 
 
-def digest_hex(digest: str) -> str:
+def digest_hex(digest: object) -> str:
     """The 64 hex characters of a ``sha256:<hex>`` / ``sha256-<hex>`` digest, or an error."""
     match = DIGEST_RE.match(digest) if isinstance(digest, str) else None
     if not match:

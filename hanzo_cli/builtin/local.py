@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from hanzo_cli.hookspecs import hookimpl
 from hanzo_cli.providers import ModelInfo, Provider, PullOptions
+
+if TYPE_CHECKING:
+    from hanzo_cli.store import ManifestName, Store
 
 LOCAL_HOST = "local"
 
@@ -32,12 +35,12 @@ class LocalProvider(Provider):
         self._root = root
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> Store:
         from hanzo_cli.store import Store
 
         return Store(self._root) if self._root else Store.default()
 
-    def _name(self, name: str):  # type: ignore[no-untyped-def]
+    def _name(self, name: str) -> ManifestName:
         from hanzo_cli.errors import HanzoError
         from hanzo_cli.store import ManifestName
 

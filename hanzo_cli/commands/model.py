@@ -59,10 +59,11 @@ def list_cmd(provider: str | None, as_json: bool) -> None:
     """List the models every provider has."""
     from hanzo_cli.output import echo_json, human_size, warn
     from hanzo_cli.plugins import registry
+    from hanzo_cli.providers import ModelInfo
 
     reg = registry()
     providers = [reg.provider(provider)] if provider else list(reg.providers.values())
-    rows = []
+    rows: list[ModelInfo] = []
     for p in providers:
         try:
             rows.extend(p.list())
@@ -186,17 +187,19 @@ def plugins_cmd(as_json: bool, show_all: bool) -> None:
     from hanzo_cli.plugins import plugin_records
 
     records = [r for r in plugin_records() if show_all or not r.builtin]
-    data = [
-        {"name": r.name, "distribution": r.distribution, "version": r.version, "hooks": r.hooks, "builtin": r.builtin}
-        for r in records
-    ]
     if as_json:
-        echo_json(data)
+        echo_json(
+            [
+                {"name": r.name, "distribution": r.distribution, "version": r.version, "hooks": r.hooks,
+                 "builtin": r.builtin}
+                for r in records
+            ]
+        )
         return
-    if not data:
+    if not records:
         click.echo("No plugins installed. Try: pip install 'hanzo-cli[all]'", err=True)
-    for row in data:
-        click.echo(f"{row['name']}  {row['distribution']} {row['version']}  hooks: {', '.join(row['hooks'])}")
+    for r in records:
+        click.echo(f"{r.name}  {r.distribution} {r.version}  hooks: {', '.join(r.hooks)}")
 
 
 @hookimpl
