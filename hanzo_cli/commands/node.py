@@ -1,0 +1,210 @@
+"""``node:start``, ``node:stop``, ``node:status``, ``node:logs``: the hanzo node (:mod:`hanzo_cli.node`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from hanzo_cli.hookspecs import hookimpl
+
+DEFAULT_IP = "127.0.0.1"  # also hanzo_cli.node.DEFAULT_IP; repeated so --help imports nothing
+DEFAULT_PORT = 9452
+
+
+@click.command("node:start")
+@click.option(
+    "--model", "-m", "ref", metavar="REF", help="Model to serve (default: the configured embedding model)."
+)
+@click.option(
+    "--ip", default=DEFAULT_IP, show_default=True, help="Address to bind; non-loopback needs --api-key."
+)
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port to bind."
+)
+@click.option(
+    "--embed-url",
+    metavar="URL",
+    help="hanzod only: its embedding server (default: Ollama if it serves the model, else a built-in node).",
+)
+@click.option("--api-key", metavar="KEY", envvar="HANZO_NODE_API_KEY", help="Bearer key clients must send.")
+@click.option("--runtime", metavar="NAME", help="Runtime to load the model with (built-in node).")
+@click.option("--foreground", is_flag=True, help="Stay attached; Ctrl-C stops the node.")
+@click.option(
+    "--timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds to wait for the node to become ready.",
+)
+@click.pass_context
+def start_cmd(
+    ctx: click.Context,
+    ref: str | None,
+    ip: str,
+    port: int,
+    embed_url: str | None,
+    api_key: str | None,
+    runtime: str | None,
+    foreground: bool,
+    timeout: float,
+) -> None:
+    """Start the hanzo node: hanzod when installed (HANZOD_BIN or PATH), else the built-in node.
+
+    The model is pulled first if it is missing. The node runs in the background (pidfile and log
+    under hanzo's state and log folders) unless --foreground is given.
+    """
+    from hanzo_cli import node
+    from hanzo_cli.embedding import _default_ref
+
+    options = node.StartOptions(
+        model=ref or _default_ref("embedding.model", "embed", "lightweight"),
+        ip=ip,
+        port=port,
+        api_key=api_key or None,
+        embed_url=embed_url,
+        runtime=runtime,
+        foreground=foreground,
+        timeout=timeout,
+    )
+    if foreground:
+        ctx.exit(node.run_foreground(options))
+    state = node.start(options)
+    click.echo(state.main.url)
+
+
+@click.command("node:stop")
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait after SIGTERM before SIGKILL.",
+)
+def stop_cmd(timeout: float) -> None:
+    """Stop the running node (SIGTERM, then SIGKILL after --timeout). Exits 0 if none was running."""
+    from hanzo_cli import node
+
+    stopped = node.stop(timeout)
+    if stopped is None:
+        click.echo("hanzo node is not running", err=True)
+    else:
+        click.echo(f"stopped hanzo node (pid {stopped.main.pid})", err=True)
+
+
+@click.command("node:status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Show whether the node runs, and its health. Exit code: 0 healthy, 1 not running, 2 unhealthy."""
+    from hanzo_cli import node
+    from hanzo_cli.output import echo_json
+
+    state = node.running()
+    if state is None:
+        if as_json:
+            echo_json({"running": False, "healthy": False})
+        else:
+            click.echo("hanzo node is not running")
+        ctx.exit(1)
+    health = node.check_health(state.main.health_url)
+    embed_health = node.check_health(state.embed_node.health_url) if state.embed_node else None
+    healthy = health.ok and (embed_health is None or embed_health.ok)
+    uptime = max(0.0, time.time() - state.started_at)
+    if as_json:
+        data = {
+            "running": True,
+            "healthy": healthy,
+            "kind": state.kind,
+            "pid": state.main.pid,
+            "url": state.main.url,
+            "model": state.model,
+            "started_at": state.started_at,
+            "uptime_s": round(uptime, 1),
+            "foreground": state.foreground,
+            "log": state.main.log,
+            "health": health.detail or {"error": health.error},
+        }
+        if state.embed_node is not None and embed_health is not None:
+            data["embed_node"] = {
+                "pid": state.embed_node.pid,
+                "url": state.embed_node.url,
+                "log": state.embed_node.log,
+                "health": embed_health.detail or {"error": embed_health.error},
+            }
+        echo_json(data)
+    else:
+        rows = [
+            ("status", "running" if healthy else "running, unhealthy"),
+            ("kind", state.kind + (" (foreground)" if state.foreground else "")),
+            ("pid", str(state.main.pid)),
+            ("url", state.main.url),
+            ("model", state.model),
+            ("uptime", _duration(uptime)),
+            ("health", health.describe()),
+            ("log", state.main.log or "(on the terminal that started it)"),
+        ]
+        if state.embed_node and embed_health:
+            rows += [
+                ("embed node", f"pid {state.embed_node.pid}, {state.embed_node.url}"),
+                ("embed health", embed_health.describe()),
+                ("embed log", state.embed_node.log or "(on the terminal that started it)"),
+            ]
+        width = max(len(key) for key, _ in rows)
+        for key, value in rows:
+            click.echo(f"{key.ljust(width)}  {value}")
+    ctx.exit(0 if healthy else 2)
+
+
+@click.command("node:logs")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option(
+    "--lines", "-n", default=50, show_default=True, type=click.IntRange(min=0), help="Lines to show."
+)
+def logs_cmd(follow: bool, lines: int) -> None:
+    """Show the node's log (the last node's, if none is running)."""
+    from hanzo_cli import node
+    from hanzo_cli.config import log_dir
+    from hanzo_cli.errors import HanzoError
+
+    state = node.running()
+    if state is not None and state.main.log is None:
+        raise HanzoError("the node runs in the foreground: its log is on the terminal that started it")
+    path = Path(state.main.log) if state and state.main.log else log_dir() / "node.log"
+    if not path.exists():
+        raise HanzoError(f"no node log yet ({path})")
+    for line in node.tail(path, lines):
+        click.echo(line)
+    if follow:
+        _follow(path)
+
+
+def _follow(path: Path) -> None:
+    """Print what is appended to the file until Ctrl-C."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        f.seek(0, 2)
+        try:
+            while True:
+                chunk = f.read()
+                if chunk:
+                    click.echo(chunk, nl=False)
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{value}{unit}" for value, unit in parts if value] or ["0s"]
+    return " ".join(shown[:2])
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    for command in (start_cmd, stop_cmd, status_cmd, logs_cmd):
+        cli.add_command(command)

@@ -1,0 +1,115 @@
+"""Fixtures of the node tests.
+
+- ``llama``: skips the test (or fails it with ``REQUIRE_RUNTIMES=1``) when llama.cpp is not installed;
+- ``minilm_ref``: the MiniLM GGUF imported into the test's store as ``minilm``;
+- ``served_minilm``: one real built-in node process (``python -m hanzo_cli.node_server``) serving MiniLM
+  on a free loopback port, shared by a module's tests (its own HANZO_HOME);
+- ``stop_nodes`` (autouse): stops whatever node a test left running, so no test leaks a process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hanzo_cli.node import free_port
+from tests.helpers import run_hanzo
+
+
+@pytest.fixture(scope="session")
+def llama() -> None:
+    if importlib.util.find_spec("llama_cpp") and importlib.util.find_spec("hanzo_llamacpp"):
+        return
+    if os.environ.get("REQUIRE_RUNTIMES") == "1":
+        pytest.fail("llama_cpp / hanzo-llamacpp are not installed and REQUIRE_RUNTIMES=1")
+    pytest.skip("needs llama-cpp-python and hanzo-llamacpp (pip install 'hanzo-cli[llamacpp]')")
+
+
+@pytest.fixture(autouse=True)
+def stop_nodes() -> Iterator[None]:
+    yield
+    from hanzo_cli import node
+
+    node.stop(timeout=5)
+
+
+@pytest.fixture
+def minilm_ref(minilm_gguf: Path) -> str:
+    proc = run_hanzo("model:import", str(minilm_gguf), "--name", "minilm")
+    assert proc.returncode == 0, proc.stderr
+    return "minilm"
+
+
+def wait_healthy(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 60
+) -> dict[str, object]:
+    """Poll ``url``/v2/health_check until it says ready; fail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"node exited with {process.returncode}")
+        try:
+            response = httpx.get(url + "/v2/health_check", timeout=1)
+            if response.status_code == 200 and response.json()["ready"]:
+                return dict(response.json())
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not become healthy")
+
+
+@dataclass
+class ServedNode:
+    url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def served_minilm(
+    llama: None, minilm_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedNode]:
+    home = tmp_path_factory.mktemp("node-home")
+    env = {
+        **os.environ,
+        "HANZO_HOME": str(home),
+        "HOME": str(home),
+        "OLLAMA_HOST": "http://127.0.0.1:9",
+        "LMSTUDIO_HOST": "http://127.0.0.1:9",
+    }
+    for name in ("HANZO_PLUGINS", "HANZO_NODE_API_KEY", "HANZO_EMBEDDING_MODEL", "OLLAMA_MODELS"):
+        env.pop(name, None)
+    imported = subprocess.run(
+        [sys.executable, "-m", "hanzo_cli", "model:import", str(minilm_gguf), "--name", "minilm"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert imported.returncode == 0, imported.stderr
+    port = free_port()
+    log = home / "node.log"
+    argv = ["--model", "local:minilm", "--name", "minilm", "--port", str(port)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hanzo_cli.node_server", *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield ServedNode(url, home, process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
