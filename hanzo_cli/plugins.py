@@ -34,6 +34,8 @@ BUILTIN_PLUGINS = (
     "hanzo_cli.builtin.local",
     "hanzo_cli.commands.model",
     "hanzo_cli.commands.config",
+    "hanzo_cli.commands.embedding",
+    "hanzo_cli.commands.node",
 )
 
 #: The first-party plugins and the extra that installs each, so a user who asks for a feature of
@@ -105,6 +107,8 @@ def _entry_points() -> list[EntryPoint]:
     """
     fingerprint = []
     for entry in sys.path:
+        if not entry or entry == os.getcwd():
+            continue  # the working folder of `python -c`: changes all the time, holds no plugins
         try:
             fingerprint.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:
@@ -180,8 +184,9 @@ def load_plugins() -> None:
 
 
 def plugin_records() -> list[PluginRecord]:
+    """Built-ins first, then external plugins by name (entry-point order is file-system order)."""
     load_plugins()
-    return list(_records)
+    return sorted(_records, key=lambda r: (not r.builtin, r.name if not r.builtin else ""))
 
 
 @dataclass
@@ -244,6 +249,10 @@ def registry() -> Registry:
     pm.hook.register_runtimes(register=add_runtime)
     pm.hook.register_models(register=add_model)
     providers.sort(key=lambda p: p.priority)  # stable: registration order breaks ties
+    # Entry points load in no guaranteed order, so runtimes break priority ties by name.
+    runtimes.sort(key=lambda r: (r.priority, r.name))
+    if len({r.name for r in runtimes}) != len(runtimes):
+        raise HanzoError("two plugins register a runtime with the same name")
     by_name: dict[str, Provider] = {}
     for provider in providers:
         if provider.name in by_name:
