@@ -34,9 +34,7 @@ class Catalog:
         """Entries for ``alias`` (case-insensitive), restricted to ``provider`` when given."""
         key = alias.strip().lower()
         return [
-            e
-            for e in self.entries
-            if e.alias.lower() == key and (provider is None or e.provider == provider)
+            e for e in self.entries if e.alias.lower() == key and (provider is None or e.provider == provider)
         ]
 
     def tier(self, task: str, tier: str, provider: str | None = None) -> list[CatalogEntry]:

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> Any:
     except BrokenPipeError:
         sys.stderr.close()  # `hanzo model:list | head`: the reader left; nothing to report
         sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:
         if debug:
             raise
         HanzoError(describe_error(exc) + " (HANZO_DEBUG=1 shows the traceback)").show()

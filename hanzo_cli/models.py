@@ -20,7 +20,9 @@ def candidates(ref: str, provider: str | None = None, *, for_pull: bool = False)
     reg = registry()
     parsed = parse_ref(ref, reg.prefixes())
     if provider and parsed.provider and reg.provider(provider) is not reg.provider(parsed.provider):
-        raise HanzoError(f"reference {ref!r} names provider {parsed.provider!r} but --provider is {provider!r}")
+        raise HanzoError(
+            f"reference {ref!r} names provider {parsed.provider!r} but --provider is {provider!r}"
+        )
     chosen = provider or parsed.provider
     if chosen:
         p = reg.provider(chosen)

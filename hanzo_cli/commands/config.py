@@ -24,7 +24,9 @@ def get_cmd(key: str | None, as_json: bool) -> None:
         echo_json(values if key is None else values[key])
     elif key is not None:
         if values[key] is None:
-            raise HanzoError(f"{key} is not set (set it with: hanzo config:set {key} VALUE or {env_name(key)})")
+            raise HanzoError(
+                f"{key} is not set (set it with: hanzo config:set {key} VALUE or {env_name(key)})"
+            )
         click.echo(values[key])
     else:
         for k in keys:

@@ -34,11 +34,15 @@ class PullCommand(click.Command):
 
 @click.command("model:pull", cls=PullCommand)
 @click.argument("ref")
-@click.option("--provider", "-p", metavar="NAME", help="Provider to pull from (default: the first that has it).")
+@click.option(
+    "--provider", "-p", metavar="NAME", help="Provider to pull from (default: the first that has it)."
+)
 @click.option("--insecure", is_flag=True, help="Allow plain-HTTP registries.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the pulled model as JSON.")
-def pull_cmd(ref: str, provider: str | None, insecure: bool, quiet: bool, as_json: bool, **extra: Any) -> None:
+def pull_cmd(
+    ref: str, provider: str | None, insecure: bool, quiet: bool, as_json: bool, **extra: Any
+) -> None:
     """Pull a model: REF is [provider:]name or a catalog alias (qwen3-embedding-8b)."""
     from hanzo_cli import models
     from hanzo_cli.output import echo_json, human_size, info, set_quiet
@@ -84,7 +88,7 @@ def list_cmd(provider: str | None, as_json: bool) -> None:
         table.append((row.name, row.provider, human_size(row.size), modified, ident))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 @click.command("model:show")
@@ -175,7 +179,9 @@ def import_cmd(path: Path, name: str, as_json: bool) -> None:
     if as_json:
         echo_json(imported.to_json())
     else:
-        click.echo(f"imported local:{imported.name} ({human_size(imported.size)}) -> {imported.path}", err=True)
+        click.echo(
+            f"imported local:{imported.name} ({human_size(imported.size)}) -> {imported.path}", err=True
+        )
 
 
 @click.command("plugins")
@@ -190,8 +196,13 @@ def plugins_cmd(as_json: bool, show_all: bool) -> None:
     if as_json:
         echo_json(
             [
-                {"name": r.name, "distribution": r.distribution, "version": r.version, "hooks": r.hooks,
-                 "builtin": r.builtin}
+                {
+                    "name": r.name,
+                    "distribution": r.distribution,
+                    "version": r.version,
+                    "hooks": r.hooks,
+                    "builtin": r.builtin,
+                }
                 for r in records
             ]
         )

@@ -12,7 +12,17 @@ import pytest
 
 from tests.helpers import assert_one_line_error, hanzo_json, run_hanzo
 
-HEAVY = ("httpx", "tqdm", "huggingface_hub", "llama_cpp", "ctransformers", "numpy", "gguf", "starlette", "uvicorn")
+HEAVY = (
+    "httpx",
+    "tqdm",
+    "huggingface_hub",
+    "llama_cpp",
+    "ctransformers",
+    "numpy",
+    "gguf",
+    "starlette",
+    "uvicorn",
+)
 
 
 def test_version_and_help() -> None:
@@ -63,7 +73,9 @@ def test_unknown_reference_names_providers_tried() -> None:
 
 def test_missing_plugin_names_the_extra() -> None:
     env = {"HANZO_PLUGINS": ""}
-    assert_one_line_error(run_hanzo("model:pull", "hf:org/repo", env=env), "pip install 'hanzo-cli[huggingface]'")
+    assert_one_line_error(
+        run_hanzo("model:pull", "hf:org/repo", env=env), "pip install 'hanzo-cli[huggingface]'"
+    )
     assert_one_line_error(run_hanzo("model:list", "--provider", "lms", env=env), "hanzo-cli[lmstudio]")
     assert_one_line_error(run_hanzo("model:push", "a", "b", env=env), "hanzo-cli[ollama]")
 

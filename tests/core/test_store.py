@@ -26,7 +26,10 @@ from hanzo_cli.store import (
     ("text", "parts"),
     [
         ("all-minilm", ("registry.ollama.ai", "library", "all-minilm", "latest")),
-        ("dengcao/Qwen3-Embedding-8B:Q5_K_M", ("registry.ollama.ai", "dengcao", "Qwen3-Embedding-8B", "Q5_K_M")),
+        (
+            "dengcao/Qwen3-Embedding-8B:Q5_K_M",
+            ("registry.ollama.ai", "dengcao", "Qwen3-Embedding-8B", "Q5_K_M"),
+        ),
         ("hf.co/user/repo:Q4_K_M", ("hf.co", "user", "repo", "Q4_K_M")),
         ("127.0.0.1:5000/team/qwen3-embed:q8", ("127.0.0.1:5000", "team", "qwen3-embed", "q8")),
         ("127.0.0.1:5000/team/qwen3-embed", ("127.0.0.1:5000", "team", "qwen3-embed", "latest")),
@@ -39,7 +42,18 @@ def test_ollama_name_grammar(text: str, parts: tuple[str, str, str, str]) -> Non
 
 @pytest.mark.parametrize(
     "text",
-    ["../x", "a/../../b", "ns.dot/model", "a/b/c/d", "-model", "model:-tag", "x/y:a/b", "m@sha256:00", "a//b", ""],
+    [
+        "../x",
+        "a/../../b",
+        "ns.dot/model",
+        "a/b/c/d",
+        "-model",
+        "model:-tag",
+        "x/y:a/b",
+        "m@sha256:00",
+        "a//b",
+        "",
+    ],
 )
 def test_invalid_names_are_refused(text: str) -> None:
     with pytest.raises(HanzoError):
