@@ -1,7 +1,9 @@
 """The runtime interface: in-process inference on a local GGUF file, and runtime selection.
 
-hanzo reads ``general.architecture`` from the GGUF and picks the first registered runtime that
-declares both the architecture and the task, unless the user forces one with ``--runtime``.
+hanzo reads ``general.architecture`` from the GGUF and picks the first runtime that declares both
+the architecture and the task, unless the user forces one with ``--runtime``. "First" is
+deterministic whatever order plugins load in: runtimes are sorted by :attr:`Runtime.priority`,
+then by name.
 """
 
 from __future__ import annotations
@@ -48,9 +50,17 @@ class Runtime(ABC):
     tasks: ClassVar[frozenset[str]] = frozenset()
     #: GGUF ``general.architecture`` values this runtime loads.
     architectures: ClassVar[frozenset[str]] = frozenset()
+    #: Lower is tried first when several runtimes can run a model (ties: by name).
+    priority: ClassVar[int] = 100
 
     def supports(self, architecture: str | None, task: str) -> bool:
         return task in self.tasks and architecture in self.architectures
+
+    def summary(self) -> str:
+        """What it can do, for error messages: ``"embed/rerank on bert, llama"``."""
+        tasks = "/".join(t for t in TASKS if t in self.tasks) or "nothing"
+        archs = ", ".join(sorted(self.architectures)) or "none"
+        return f"{tasks} on {archs}"
 
     def load_embedder(self, path: Path, **options: Any) -> Embedder:
         raise HanzoError(f"runtime {self.name!r} cannot embed")
@@ -91,12 +101,9 @@ def choose_runtime(
         raise HanzoError(f"no runtime is installed{missing_plugin_hint('runtime', 'llamacpp')}")
     listing = "; ".join(f"{r.name}: {describe(r)}" for r in runtimes)
     raise HanzoError(
-        f"no installed runtime can {task} a model of architecture {architecture or 'unknown'!r} "
-        f"({listing})"
+        f"no installed runtime can {task} a model of architecture {architecture or 'unknown'!r} ({listing})"
     )
 
 
 def describe(runtime: Runtime) -> str:
-    tasks = "/".join(t for t in TASKS if t in runtime.tasks) or "nothing"
-    archs = ", ".join(sorted(runtime.architectures)) or "none"
-    return f"{tasks} on {archs}"
+    return runtime.summary()

@@ -1,0 +1,290 @@
+"""Embedding and reranking models, loaded in-process: from a reference to vectors and scores.
+
+:func:`load_embedding_model` resolves a reference (or the configured default), pulls the model if
+needed, reads its GGUF header, picks a runtime for its architecture and loads it. The returned
+:class:`EmbeddingModel` applies the model's rules on top of the runtime's raw vectors:
+
+- pooling: what the GGUF declares; when it declares none, the last token for causal models (what
+  LLM-based embedders use) and the mean for bidirectional ones;
+- Qwen3 rules (architecture ``qwen3``, or a GGUF that declares last-token pooling): queries get
+  ``Instruct: {task}\\nQuery:{text}``, documents go in as they are;
+- every vector is L2-normalised; ``dimensions`` cuts it and normalises again (Matryoshka, like
+  Ollama's ``/api/embed``).
+
+Runtimes are tried in order (``Runtime.priority``, then name); ``runtime=NAME`` forces one and the
+``runtime.default`` setting prefers one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hanzo_cli.errors import HanzoError, MissingPluginError, NotFoundError
+from hanzo_cli.gguf_info import GGUFInfo, is_gguf, read_gguf_info
+from hanzo_cli.providers import ModelInfo, PullOptions
+from hanzo_cli.runtimes import Embedder, Reranker, Runtime
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: The task Qwen3-Embedding's README uses for retrieval queries.
+DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
+QWEN3_QUERY_FORMAT = "Instruct: {task}\nQuery:{text}"
+
+T = TypeVar("T")
+
+
+@dataclass
+class EmbeddingModel:
+    """A loaded embedding model and the rules for using it (thread-safe: calls are serialised)."""
+
+    info: ModelInfo
+    gguf: GGUFInfo
+    runtime: Runtime
+    #: Native vector size.
+    dimensions: int
+    embedder: Embedder = field(repr=False)
+    #: Pooling the runtime was asked for: mean, cls or last.
+    pooling: str = "mean"
+    #: ``str.format`` pattern with ``{task}`` and ``{text}`` for queries, or None (no instructions).
+    query_format: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.info.provider}:{self.info.name}"
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        query: bool = False,
+        instruction: str | None = None,
+        dimensions: int | None = None,
+    ) -> list[list[float]]:
+        """One L2-normalised vector per text. ``query`` (or an ``instruction``) marks the texts as
+        search queries; ``dimensions`` keeps the first N values, normalised again."""
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not one string")
+        size = self._check_dimensions(dimensions)
+        texts = [self.prepare(t, query=query, instruction=instruction) for t in texts]
+        if not texts:
+            return []
+        with self._lock:
+            raw = self.embedder.embed(texts)
+        return normalize(np.asarray(raw, dtype=np.float32)[:, :size]).tolist()  # type: ignore[no-any-return]
+
+    def prepare(self, text: str, *, query: bool = False, instruction: str | None = None) -> str:
+        """The text as the model should see it: with the query instruction where the model uses one."""
+        if self.query_format is None or not (query or instruction):
+            return text
+        return self.query_format.format(task=instruction or DEFAULT_QUERY_TASK, text=text)
+
+    def _check_dimensions(self, dimensions: int | None) -> int:
+        if dimensions is None:
+            return self.dimensions
+        if not 1 <= dimensions <= self.dimensions:
+            raise HanzoError(
+                f"dimensions must be between 1 and {self.dimensions} (the native size of {self.name}), "
+                f"not {dimensions}"
+            )
+        return dimensions
+
+    def close(self) -> None:
+        with self._lock:
+            self.embedder.close()
+
+
+@dataclass
+class RerankModel:
+    """A loaded reranker: ``rerank(query, documents)`` gives one relevance score per document."""
+
+    info: ModelInfo
+    gguf: GGUFInfo
+    runtime: Runtime
+    reranker: Reranker = field(repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.info.provider}:{self.info.name}"
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        if isinstance(documents, str):
+            raise TypeError("rerank() takes a sequence of documents, not one string")
+        if not documents:
+            return []
+        with self._lock:
+            return self.reranker.rerank(query, list(documents))
+
+    def close(self) -> None:
+        with self._lock:
+            self.reranker.close()
+
+
+def load_embedding_model(
+    ref: str | None = None,
+    *,
+    provider: str | None = None,
+    runtime: str | None = None,
+    pull: bool = True,
+    pull_options: PullOptions | None = None,
+    runtime_options: Mapping[str, Any] | None = None,
+) -> EmbeddingModel:
+    """Load ``ref`` (default: the ``embedding.model`` setting, else the catalog's lightweight
+    embedding model) for embedding, pulling it first (with ``pull_options``) when it is missing
+    and ``pull`` is true. ``runtime_options`` go to the runtime's loader (llamacpp: ``threads``,
+    ``batch_tokens``, ``max_tokens``)."""
+    ref = ref or _default_ref("embedding.model", "embed", "lightweight")
+    info, gguf = _resolve(ref, provider, pull, pull_options)
+    chosen = select_runtime(gguf.architecture, "embed", runtime)
+    if gguf.pooling_type == "rank":
+        raise HanzoError(f"{info.provider}:{info.name} is a reranker (rank pooling); use: hanzo rerank")
+    pooling = model_pooling(gguf)
+    qwen3_rules = gguf.architecture == "qwen3" or gguf.pooling_type == "last"
+    options = {**(runtime_options or {}), "pooling": pooling}
+    embedder = _load(lambda: chosen.load_embedder(_path(info), **options), info, chosen)
+    return EmbeddingModel(
+        info=info,
+        gguf=gguf,
+        runtime=chosen,
+        dimensions=embedder.dimensions,
+        embedder=embedder,
+        pooling=pooling,
+        query_format=QWEN3_QUERY_FORMAT if qwen3_rules else None,
+    )
+
+
+def load_reranker(
+    ref: str | None = None,
+    *,
+    provider: str | None = None,
+    runtime: str | None = None,
+    pull: bool = True,
+    pull_options: PullOptions | None = None,
+    runtime_options: Mapping[str, Any] | None = None,
+) -> RerankModel:
+    """Load ``ref`` (default: the ``reranker.model`` setting, else the catalog's lightweight
+    reranker) for reranking, like :func:`load_embedding_model`; the GGUF must declare llama.cpp's
+    ``rank`` pooling."""
+    ref = ref or _default_ref("reranker.model", "rerank", "lightweight")
+    info, gguf = _resolve(ref, provider, pull, pull_options)
+    chosen = select_runtime(gguf.architecture, "rerank", runtime)
+    if gguf.pooling_type != "rank":
+        raise HanzoError(
+            f"{info.provider}:{info.name} is not a reranker: its GGUF declares "
+            f"{gguf.pooling_type or 'no'} pooling, not rank (llama.cpp's converter gives rerankers such "
+            "as Qwen3-Reranker rank pooling and a classifier head)"
+        )
+    reranker = _load(lambda: chosen.load_reranker(_path(info), **(runtime_options or {})), info, chosen)
+    return RerankModel(info=info, gguf=gguf, runtime=chosen, reranker=reranker)
+
+
+def model_pooling(gguf: GGUFInfo) -> str:
+    """The pooling to embed with: the GGUF's own, else last token (causal) or mean (bidirectional)."""
+    if gguf.pooling_type in ("mean", "cls", "last"):
+        return gguf.pooling_type
+    causal = gguf.metadata.get(f"{gguf.architecture}.attention.causal", True)
+    return "last" if causal else "mean"
+
+
+def select_runtime(architecture: str | None, task: str, forced: str | None = None) -> Runtime:
+    """The runtime for a model: ``forced`` if given, else the preferred (setting ``runtime.default``)
+    or first installed one that supports it and whose library imports."""
+    from hanzo_cli.config import get_setting
+    from hanzo_cli.plugins import missing_plugin_hint, registry
+    from hanzo_cli.runtimes import choose_runtime
+
+    runtimes = registry().runtimes
+    if forced:
+        chosen = choose_runtime(runtimes, architecture, task, forced)
+    else:
+        preferred = get_setting("runtime.default")
+        # stable sort: runtimes whose library imports first, then the preferred one, else priority order
+        ordered = sorted(runtimes, key=lambda r: (not r.available(), r.name != preferred))
+        chosen = choose_runtime(ordered, architecture, task)
+    if not chosen.available():
+        raise MissingPluginError(
+            f"runtime {chosen.name!r} is installed but its library is not"
+            f"{missing_plugin_hint('runtime', chosen.name)}"
+        )
+    return chosen
+
+
+def cosine_matrix(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Pairwise cosine similarities (vectors need not be normalised)."""
+    import numpy as np
+
+    if not vectors:
+        return []
+    unit = normalize(np.asarray(vectors, dtype=np.float64))
+    return (unit @ unit.T).clip(-1.0, 1.0).tolist()  # type: ignore[no-any-return]
+
+
+def normalize(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def _default_ref(setting: str, task: str, tier: str) -> str:
+    from hanzo_cli.config import env_name, get_setting
+    from hanzo_cli.plugins import registry
+
+    configured = get_setting(setting)
+    if configured:
+        return configured
+    entries = registry().catalog.tier(task, tier)
+    if not entries:
+        raise HanzoError(
+            f"no {task} model given and none configured: pass --model REF or run "
+            f"hanzo config:set {setting} REF (or set {env_name(setting)})"
+        )
+    return entries[0].alias
+
+
+def _resolve(
+    ref: str, provider: str | None, pull: bool, pull_options: PullOptions | None
+) -> tuple[ModelInfo, GGUFInfo]:
+    from hanzo_cli import models
+
+    if pull:
+        info = models.ensure(ref, provider, pull_options)
+    else:
+        found = models.find(ref, provider)
+        if found is None:
+            raise NotFoundError(f"model {ref!r} is not pulled (pull it with: hanzo model:pull {ref})")
+        info = found
+    path = _path(info)
+    if not is_gguf(path):
+        raise HanzoError(
+            f"{info.provider}:{info.name} is not a GGUF model ({path}); runtimes load GGUF files"
+        )
+    return info, read_gguf_info(path)
+
+
+def _path(info: ModelInfo) -> Path:
+    if info.path is None or not info.path.is_file():
+        raise HanzoError(f"{info.provider}:{info.name} has no local model file to load")
+    return info.path
+
+
+def _load(load: Callable[[], T], info: ModelInfo, runtime: Runtime) -> T:
+    """Call a runtime's loader, turning library exceptions into one-line errors."""
+    try:
+        return load()
+    except HanzoError:
+        raise
+    except Exception as exc:  # runtimes wrap C libraries that raise anything
+        detail = str(exc) or type(exc).__name__
+        raise HanzoError(
+            f"runtime {runtime.name!r} failed to load {info.provider}:{info.name}: {detail}"
+        ) from exc
