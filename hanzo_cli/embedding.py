@@ -141,7 +141,7 @@ def load_embedding_model(
     embedding model) for embedding, pulling it first (with ``pull_options``) when it is missing
     and ``pull`` is true. ``runtime_options`` go to the runtime's loader (llamacpp: ``threads``,
     ``batch_tokens``, ``max_tokens``)."""
-    ref = ref or _default_ref("embedding.model", "embed", "lightweight")
+    ref = ref or default_model_ref("embedding.model", "embed", "lightweight")
     info, gguf = _resolve(ref, provider, pull, pull_options)
     chosen = select_runtime(gguf.architecture, "embed", runtime)
     if gguf.pooling_type == "rank":
@@ -173,7 +173,7 @@ def load_reranker(
     """Load ``ref`` (default: the ``reranker.model`` setting, else the catalog's lightweight
     reranker) for reranking, like :func:`load_embedding_model`; the GGUF must declare llama.cpp's
     ``rank`` pooling."""
-    ref = ref or _default_ref("reranker.model", "rerank", "lightweight")
+    ref = ref or default_model_ref("reranker.model", "rerank", "lightweight")
     info, gguf = _resolve(ref, provider, pull, pull_options)
     chosen = select_runtime(gguf.architecture, "rerank", runtime)
     if gguf.pooling_type != "rank":
@@ -235,7 +235,8 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms == 0, 1, norms)
 
 
-def _default_ref(setting: str, task: str, tier: str) -> str:
+def default_model_ref(setting: str, task: str, tier: str) -> str:
+    """The configured model for ``setting`` (env first), else the catalog's alias for ``tier``."""
     from hanzo_cli.config import env_name, get_setting
     from hanzo_cli.plugins import registry
 

@@ -56,10 +56,10 @@ def start_cmd(
     under hanzo's state and log folders) unless --foreground is given.
     """
     from hanzo_cli import node
-    from hanzo_cli.embedding import _default_ref
+    from hanzo_cli.embedding import default_model_ref
 
     options = node.StartOptions(
-        model=ref or _default_ref("embedding.model", "embed", "lightweight"),
+        model=ref or default_model_ref("embedding.model", "embed", "lightweight"),
         ip=ip,
         port=port,
         api_key=api_key or None,
