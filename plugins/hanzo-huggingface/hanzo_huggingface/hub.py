@@ -25,6 +25,7 @@ from hanzo_cli.errors import HanzoError, IntegrityError, NotFoundError
 from hanzo_huggingface.refs import (
     DEFAULT_REVISION,
     check_object_id,
+    check_repo_id,
     check_repo_path,
     check_revision,
     model_name,
@@ -124,7 +125,8 @@ def resolve(
     with hub_errors(repo_id, revision, settings.endpoint):
         info = api.model_info(repo_id, revision=revision)
         commit = check_object_id(info.sha or "", "commit id")
-        repo_id = info.id or repo_id
+        # The server may rename the repo (redirects); its spelling reaches paths, so check it too.
+        repo_id = check_repo_id(info.id) if info.id else repo_id
         entries = [
             e for e in api.list_repo_tree(repo_id, revision=commit, recursive=True) if isinstance(e, RepoFile)
         ]
