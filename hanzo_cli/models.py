@@ -45,9 +45,13 @@ def candidates(ref: str, provider: str | None = None, *, for_pull: bool = False)
         return _ordered(found, reg)
 
     pool = [p for p in reg.providers.values() if p.can_pull or not for_pull]
+    if not pool:
+        raise MissingPluginError(
+            "no provider that can pull models is installed: pip install 'hanzo-cli[all]'"
+        )
     found = [(p, parsed.name) for p in pool if p.accepts(parsed.name)]
     if not found:
-        tried = ", ".join(p.name for p in pool) or "no providers installed"
+        tried = ", ".join(p.name for p in pool)
         raise HanzoError(f"no provider accepts model reference {ref!r} (tried: {tried})")
     return _ordered(found, reg)
 
