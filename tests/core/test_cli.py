@@ -78,6 +78,7 @@ def test_missing_plugin_names_the_extra() -> None:
     )
     assert_one_line_error(run_hanzo("model:list", "--provider", "lms", env=env), "hanzo-cli[lmstudio]")
     assert_one_line_error(run_hanzo("model:push", "a", "b", env=env), "hanzo-cli[ollama]")
+    assert_one_line_error(run_hanzo("model:pull", "some-model", env=env), "hanzo-cli[all]")
 
 
 def test_plugins_json_lists_installed_plugins() -> None:
