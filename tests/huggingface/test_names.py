@@ -160,7 +160,11 @@ def test_choose_errors() -> None:
     with pytest.raises(NotFoundError, match="has no GGUF files"):
         choose({"config.json": 1}, quant="Q8_0", where="r")
     with pytest.raises(HanzoError, match="several GGUF models in r match Q8_0"):
-        choose({"a-Q8_0.gguf": 1, "mmproj-Q8_0.gguf": 1}, quant="Q8_0", where="r")
+        choose({"a-Q8_0.gguf": 1, "b-Q8_0.gguf": 1}, quant="Q8_0", where="r")
+    # A vision projector is part of a model, never a model to choose.
+    assert choose({"a-Q8_0.gguf": 1, "mmproj-Q8_0.gguf": 1}, quant="Q8_0", where="r").paths == (
+        "a-Q8_0.gguf",
+    )
     with pytest.raises(HanzoError, match="missing shards"):
         choose({"x-Q8_0-00001-of-00002.gguf": 1}, quant="Q8_0", where="r")
     with pytest.raises(HanzoError, match="only one of"):

@@ -77,8 +77,8 @@ def gguf_models(files: Mapping[str, int]) -> list[GGUFModel]:
     groups: dict[tuple[str, str, int], dict[int, str]] = {}
     models: list[GGUFModel] = []
     for path in files:
-        if not is_gguf(path):
-            continue
+        if not is_gguf(path) or "mmproj" in PurePosixPath(path).name.lower():
+            continue  # vision projectors (mmproj-*.gguf) go with a model; they are not one
         parent = str(PurePosixPath(path).parent)
         shard = _SHARD.fullmatch(PurePosixPath(path).name)
         if shard is None:
