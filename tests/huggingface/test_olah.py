@@ -222,3 +222,22 @@ def test_catalog_alias_with_provider_huggingface(endpoint: str, olah: Olah, tmp_
     assert pulled["name"] == "Qwen/Qwen3-Embedding-0.6B-GGUF:Q8_0"
     shown = hanzo_json("model:show", "qwen3-embedding-0.6b", "--provider", "huggingface", "--json")
     assert shown["path"] == pulled["path"] and shown["gguf"]["file_type"] == "Q8_0"
+
+
+def test_deleting_a_gguf_keeps_other_weights_of_the_revision(
+    endpoint: str, olah: Olah, hf_cache: Path, tmp_path: Path
+) -> None:
+    gguf = fake_gguf_with_file_type(tmp_path / "m.gguf", file_type="Q8_0")
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\0" * 4096)
+    repo_id = unique_repo_id("hanzo-mixed")
+    make_repo(olah, repo_id, {"m-Q8_0.gguf": gguf, "model.safetensors": weights}, lfs=lambda p: False)
+    pull(f"{repo_id}:Q8_0")
+    kept = pull(repo_id, include=("*.safetensors",))
+    assert kept.path is not None
+
+    proc = run_hanzo("model:delete", "--yes", f"hf:{repo_id}:Q8_0")
+
+    assert proc.returncode == 0, proc.stderr
+    assert {k[2] for k in scanned(hf_cache)} == {"model.safetensors"}
+    assert kept.path.read_bytes() == weights.read_bytes()  # one file: the path is the file

@@ -22,7 +22,7 @@ from hanzo_cli.providers import ModelFile, ModelInfo, Provider, PullOptions
 from hanzo_huggingface.cache import CacheScan, RepoCache, Snapshot
 from hanzo_huggingface.hub import HubSettings, fetch_file, resolve, where
 from hanzo_huggingface.refs import HubRef, check_revision, model_name, parse
-from hanzo_huggingface.selection import Choice, choose, gguf_models, is_gguf
+from hanzo_huggingface.selection import Choice, choose, gguf_models
 
 _WEIGHTS = (".gguf", ".safetensors", ".bin", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt")
 
@@ -139,7 +139,9 @@ class HuggingFaceProvider(Provider):
         snapshot, paths = found
         removed = describe(snapshot, paths)
         rest = set(snapshot.files) - set(paths)
-        whole = not rest or (any(is_gguf(p) for p in paths) and not any(is_gguf(p) for p in rest))
+        # The whole revision goes only when what is left is no model of its own (configs, README):
+        # other weights (a safetensors pulled with --include) must survive a GGUF's delete.
+        whole = not rest or not any(p.lower().endswith(_WEIGHTS) for p in rest)
         scan.delete(snapshot, None if whole else paths)
         return removed
 
