@@ -64,10 +64,18 @@ class LocalProvider(Provider):
         raise HanzoError("the local provider has nothing to pull; use: hanzo model:import PATH --name NAME")
 
     def list(self) -> Iterable[ModelInfo]:
+        from hanzo_cli.errors import HanzoError
+        from hanzo_cli.output import warn
+
         store = self.store
         for mname, path in store.manifests():
-            if mname.host == LOCAL_HOST:
+            if mname.host != LOCAL_HOST:
+                continue
+            try:
                 yield store.model_info(self.name, mname, path, default_host=LOCAL_HOST)
+            except (HanzoError, OSError) as exc:
+                # The store may be shared with Ollama: one bad manifest must not hide the rest.
+                warn(f"local: skipping {path}: {getattr(exc, 'message', exc)}")
 
     def get(self, name: str) -> ModelInfo | None:
         from hanzo_cli.errors import HanzoError
@@ -83,13 +91,17 @@ class LocalProvider(Provider):
         return store.model_info(self.name, found[0], found[1], default_host=LOCAL_HOST)
 
     def delete(self, name: str) -> ModelInfo:
-        from hanzo_cli.errors import NotFoundError
+        from hanzo_cli.errors import HanzoError, NotFoundError
 
-        info = self.get(name)
-        if info is None:
+        try:
+            info = self.get(name)
+        except HanzoError:
+            info = None  # an unreadable manifest can still be deleted
+        mname = self._name(name)
+        if info is None and self.store.find_manifest(mname) is None:
             raise NotFoundError(f"model {name!r} not found in local")
-        self.store.delete(self._name(name))
-        return info
+        self.store.delete(mname)
+        return info or ModelInfo(self.name, mname.display(LOCAL_HOST))
 
     def import_file(self, path: Path, name: str) -> ModelInfo:
         """Copy a GGUF into the store as ``name`` (replacing an earlier import of that name)."""
@@ -103,7 +115,12 @@ class LocalProvider(Provider):
         gguf = read_gguf_info(path)  # also rejects truncated/corrupt headers before copying
         store = self.store
         old = store.find_manifest(mname)
-        old_blobs = {lay.digest for lay in store.read_manifest(old[1]).blobs} if old else set()
+        old_blobs: set[str] = set()
+        if old:
+            try:
+                old_blobs = {lay.digest for lay in store.read_manifest(old[1]).blobs}
+            except HanzoError:
+                pass  # an unreadable earlier import is simply replaced
         digest, size = store.add_blob_file(path)
         config = {
             "model_format": "gguf",

@@ -148,9 +148,15 @@ def delete_cmd(ref: str, provider: str | None, yes: bool) -> None:
     from hanzo_cli import models
     from hanzo_cli.errors import HanzoError, NotFoundError
     from hanzo_cli.output import human_size
+    from hanzo_cli.providers import ModelInfo
 
     for p, name in models.candidates(ref, provider):
-        found = p.get(name)
+        try:
+            found = p.get(name)
+        except HanzoError as exc:
+            # Unreadable (a corrupt manifest, say): deleting it is how the user gets rid of it.
+            click.echo(f"Warning: {p.name}: {exc.message}", err=True)
+            found = ModelInfo(p.name, name)
         if found is None:
             continue
         if not yes:

@@ -212,3 +212,19 @@ def test_third_party_plugin_pulls_through_core_downloader(fileserver, isolated_e
     listed = hanzo_json("model:list", "--provider", "webfolder", "--json", env=env)
     assert [m["name"] for m in listed] == ["tiny"]
     assert_one_line_error(run_hanzo("model:pull", "webfolder:missing", env=env), "404")
+
+
+def test_corrupt_manifest_hides_nothing_and_can_be_deleted(tiny_gguf: Path, isolated_env: Path) -> None:
+    hanzo_json("model:import", str(tiny_gguf), "--name", "team/a:v1", "--json")
+    hanzo_json("model:import", str(tiny_gguf), "--name", "team/b:v1", "--json")
+    manifest = isolated_env / "hanzo" / "models" / "manifests" / "local" / "team" / "a" / "v1"
+    manifest.write_text("{bad")
+    proc = run_hanzo("model:list", "--json")
+    assert proc.returncode == 0 and "skipping" in proc.stderr
+    assert [m["name"] for m in json.loads(proc.stdout)] == ["team/b:v1"]
+    assert hanzo_json("model:import", str(tiny_gguf), "--name", "team/a:v1", "--json")["name"] == "team/a:v1"
+    manifest.write_text("{bad")
+    proc = run_hanzo("model:delete", "team/a:v1", "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert not manifest.exists()
+    assert [m["name"] for m in hanzo_json("model:list", "--json")] == ["team/b:v1"]

@@ -99,17 +99,30 @@ class OllamaProvider(Provider):
             )
             _check_free_space(store, missing, target.name.display())
             for layer in missing:
-                store.pull_blob(
-                    layer.digest,
-                    target.blob_url(layer.digest),
-                    size=layer.size,
-                    headers=registry.auth_headers(),
-                    desc=f"pulling {digest_hex(layer.digest)[:12]}",
-                )
+                try:
+                    store.pull_blob(
+                        layer.digest,
+                        target.blob_url(layer.digest),
+                        size=layer.size,
+                        headers=registry.auth_headers(),
+                        desc=f"pulling {digest_hex(layer.digest)[:12]}",
+                    )
+                except NotFoundError:
+                    # The model exists (its manifest came back): a missing blob is a broken
+                    # registry, not a reason to try the next provider.
+                    raise HanzoError(
+                        f"{target.name.display()}: the registry has no blob {layer.digest} "
+                        "that the manifest names"
+                    ) from None
         # Re-pulling under another spelling updates the existing manifest instead of adding a twin.
         found = store.find_manifest(target.name)
         mname = found[0] if found else target.name
-        replaced = {layer.digest for layer in store.read_manifest(found[1]).blobs} if found else set()
+        replaced: set[str] = set()
+        if found:
+            try:
+                replaced = {layer.digest for layer in store.read_manifest(found[1]).blobs}
+            except HanzoError:
+                pass  # an unreadable old manifest is simply replaced
         store.write_manifest(mname, raw)
         store.collect(replaced - {layer.digest for layer in manifest.blobs})
         return store.model_info(self.name, mname, store.manifest_path(mname))
@@ -168,8 +181,13 @@ class OllamaProvider(Provider):
     def _disk_models(self) -> Iterable[ModelInfo]:
         store = self.store
         for mname, path in store.manifests():
-            if mname.host != LOCAL_HOST:
+            if mname.host == LOCAL_HOST:
+                continue
+            try:
                 yield store.model_info(self.name, mname, path)
+            except (HanzoError, OSError) as exc:
+                # One unreadable manifest (half-written by another tool) must not hide the others.
+                warn(f"ollama: skipping {path}: {getattr(exc, 'message', exc)}")
 
     def _disk_name(self, name: str) -> ManifestName | None:
         try:
