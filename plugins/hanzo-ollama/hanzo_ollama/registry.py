@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from hanzo_cli.errors import HanzoError, NotFoundError
 from hanzo_cli.store import DEFAULT_HOST, MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES, Layer, ManifestName
@@ -168,8 +169,12 @@ class RegistryClient:
         """Send a request, answering one Bearer challenge. Streamed bodies are only sent after
         a POST has already obtained the token, so they are never needed twice."""
         for attempt in range(2):
+            # The registry's token is for the registry: an upload Location on a storage host
+            # (a presigned URL) must not receive it.
+            same_host = urlsplit(str(url)).netloc == urlsplit(self.target.base_url).netloc
+            auth = self.auth_headers() if same_host else {}
             request = self.client.build_request(
-                method, url, headers={**(headers or {}), **self.auth_headers()}, content=content
+                method, url, headers={**(headers or {}), **auth}, content=content
             )
             response = self.client.send(request, stream=stream)
             if response.status_code != 401 or attempt or not self._authenticate(response):
