@@ -68,6 +68,8 @@ def _alias(reg: Registry, name: str, provider: Provider) -> str:
 
 
 def _ordered(found: list[Candidate], reg: Registry) -> list[Candidate]:
+    # Catalog entries arrive in plugin-load (file-system) order: rank by provider priority instead.
+    found.sort(key=lambda c: c[0].priority)
     default = get_setting("provider.default")
     if default:
         preferred = reg.provider(default)

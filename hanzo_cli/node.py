@@ -255,7 +255,7 @@ def check_health(url: str, timeout: float = 2.0) -> Health:
     import httpx
 
     try:
-        response = httpx.get(url, timeout=timeout)
+        response = httpx.get(url, timeout=timeout, trust_env=False)  # loopback: never via a proxy
     except httpx.HTTPError as exc:
         return Health(False, error=f"not answering at {url} ({type(exc).__name__})")
     try:
@@ -539,7 +539,7 @@ def _ollama_serving() -> str | None:
 
     url = ollama_url()
     try:
-        httpx.get(url + "/api/version", timeout=0.5).raise_for_status()
+        httpx.get(url + "/api/version", timeout=0.5, trust_env=False).raise_for_status()
     except httpx.HTTPError:
         return None
     return url

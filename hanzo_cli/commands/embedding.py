@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from hanzo_cli.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from hanzo_cli.plugins import Registry
 
 TIERS = ("flagship", "balanced", "lightweight")
 #: The reranker that goes with each embedding tier (the catalog has two reranker tiers).
@@ -19,10 +23,13 @@ SHOWN_VALUES = 5
 @click.argument("tier", type=click.Choice(TIERS), default="lightweight")
 @click.option("--reranker", is_flag=True, help="Also pull the tier's reranker (flagship/balanced: primary).")
 @click.option(
-    "--provider", "-p", metavar="NAME", default="ollama", show_default=True, help="Provider to pull from."
+    "--provider",
+    "-p",
+    metavar="NAME",
+    help="Provider to pull from (default: provider.default, else ollama, else the first with the tier).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def pull_cmd(tier: str, reranker: bool, provider: str, quiet: bool) -> None:
+def pull_cmd(tier: str, reranker: bool, provider: str | None, quiet: bool) -> None:
     """Pull the catalog's Qwen3 embedding model of TIER (default: lightweight)."""
     from hanzo_cli import models
     from hanzo_cli.config import get_setting
@@ -33,7 +40,7 @@ def pull_cmd(tier: str, reranker: bool, provider: str, quiet: bool) -> None:
 
     set_quiet(quiet)
     reg = registry()
-    chosen = reg.provider(provider)
+    chosen = reg.provider(provider or get_setting("provider.default") or _tier_provider(reg, tier))
     wanted = [("embed", tier)] + ([("rerank", RERANKER_TIER[tier])] if reranker else [])
     for task, task_tier in wanted:
         entries = reg.catalog.tier(task, task_tier, chosen.name)
@@ -46,6 +53,12 @@ def pull_cmd(tier: str, reranker: bool, provider: str, quiet: bool) -> None:
         setting = "embedding.model" if task == "embed" else "reranker.model"
         if get_setting(setting) not in (None, entry.alias) or task_tier != "lightweight":
             info(f"make it the default with: hanzo config:set {setting} {entry.alias}")
+
+
+def _tier_provider(reg: Registry, tier: str) -> str:
+    """Ollama (the seed's primary provider) when installed, else the first provider with the tier."""
+    having = [p.name for p in reg.providers.values() if reg.catalog.tier("embed", tier, p.name)]
+    return "ollama" if "ollama" in having or not having else having[0]
 
 
 @click.command("embedding:test")
