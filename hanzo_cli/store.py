@@ -285,10 +285,18 @@ class Store:
             client=client,
             desc=desc or f"pulling {digest_hex(digest)[:12]}",
             bar=bar,
-            # Ollama's own name for an in-progress blob, so its pruning leaves ours alone.
-            partial=path.with_name(path.name + "-partial"),
+            partial=self.partial_path(digest),
         )
         return path
+
+    def partial_path(self, digest: str) -> Path:
+        """Where a blob's download in progress lives (with its ``.json`` state and ``.lock``).
+
+        Outside ``blobs/``: ``ollama serve`` removes every file there whose name is not a digest,
+        its own partial downloads included, so a shared ``OLLAMA_MODELS`` would lose our resume
+        state. Same file system as ``blobs/``, so finishing is an atomic rename.
+        """
+        return self.root / ".hanzo-partial" / f"sha256-{digest_hex(digest)}"
 
     def add_blob_file(self, src: Path) -> tuple[str, int]:
         """Copy a local file into the store (hashing as it copies); return (digest, size)."""

@@ -135,7 +135,7 @@ def test_kill_9_mid_pull_then_resume(cdn_registry: CdnRegistry) -> None:
     served = cdn_registry.publish(digest, throttle=1 << 20)
     name = f"ollama:{cdn_registry.host}/ns/big:v1"
     blob = Store.default().blob_path(digest)
-    state = blob.with_name(blob.name + "-partial.json")
+    state = Store.default().partial_path(digest).with_name(f"sha256-{digest[7:]}.json")
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "hanzo_cli", "model:pull", "--insecure", name],
@@ -239,7 +239,7 @@ def test_complete_partial_is_finished_without_a_request(registry: Registry) -> N
     # What a pull killed after its last byte but before the rename leaves behind: the partial and
     # the downloader's state file (documented format, version 1).
     blob = Store.default().blob_path(digest)
-    partial = blob.with_name(blob.name + "-partial")
+    partial = Store.default().partial_path(digest)
     partial.parent.mkdir(parents=True)
     partial.write_bytes(data)
     state = {"version": 1, "size": len(data), "sha256": digest[7:], "parts": [[0, len(data), len(data)]]}

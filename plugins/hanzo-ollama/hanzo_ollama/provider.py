@@ -219,7 +219,7 @@ def _check_free_space(store: Store, layers: Sequence[Layer], display: str) -> No
 
     needed = 0
     for layer in layers:
-        partial = store.blob_path(layer.digest).with_name(f"sha256-{digest_hex(layer.digest)}-partial")
+        partial = store.partial_path(layer.digest)
         try:
             # Allocated bytes, not the length: partials are preallocated sparse files.
             held = getattr(partial.stat(), "st_blocks", 0) * 512
