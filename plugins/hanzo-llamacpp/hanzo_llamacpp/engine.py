@@ -298,7 +298,9 @@ class LlamaReranker:
     def prompt_tokens(self, query: str, document: str) -> list[int]:
         model = self._model
         if self._template is not None:
-            prompt = self._template.replace("{query}", query).replace("{document}", document)
+            # One pass over the template: a query that contains "{document}" stays as typed.
+            values = {"{query}": query, "{document}": document}
+            prompt = re.sub(r"\{query\}|\{document\}", lambda m: values[m.group(0)], self._template)
             # One string with special tokens parsed, as llama-server and Qwen's reference code do;
             # tokenizing the pieces apart would change the tokens where text meets template.
             tokens = model.tokenize(prompt, add_special=False, parse_special=True)
