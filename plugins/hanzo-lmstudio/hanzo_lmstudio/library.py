@@ -26,7 +26,11 @@ from hanzo_lmstudio.folder import inside, is_inside
 #: Files a download writes next to ``<file>`` on the way: hanzo's downloader's partial, its state and
 #: its lock, and the Hugging Face plugin's staging copy of files it verifies by git object id.
 _PARTIAL = (".partial", ".partial.json", ".partial.lock")
-DOWNLOAD_SIDE_FILES = (*_PARTIAL, ".unverified", *(".unverified" + s for s in _PARTIAL))
+#: Shards of a split model wait under this suffix until every shard is verified (LM Studio only
+#: lists ``*.gguf``, so it never sees half a model).
+STAGED = ".staged"
+_SIDE = (*_PARTIAL, ".unverified", *(".unverified" + s for s in _PARTIAL))
+DOWNLOAD_SIDE_FILES = (*_SIDE, STAGED, *(STAGED + s for s in _SIDE))
 
 
 def is_mmproj(filename: str) -> bool:

@@ -8,6 +8,7 @@ hands the download to ``lms get`` instead. Names are described in :mod:`hanzo_lm
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -17,7 +18,15 @@ import click
 from hanzo_cli.errors import HanzoError, NotFoundError
 from hanzo_cli.providers import ModelFile, ModelInfo, Provider, PullOptions, mtime
 from hanzo_lmstudio.folder import ModelsFolder, inside, models_folder
-from hanzo_lmstudio.library import DOWNLOAD_SIDE_FILES, LocalModel, is_mmproj, models_in, remove, scan
+from hanzo_lmstudio.library import (
+    DOWNLOAD_SIDE_FILES,
+    STAGED,
+    LocalModel,
+    is_mmproj,
+    models_in,
+    remove,
+    scan,
+)
 from hanzo_lmstudio.names import ModelName
 from hanzo_lmstudio.server import ServerModel, entries_for, server_models
 
@@ -167,7 +176,15 @@ class LMStudioProvider(Provider):
         # The Hub's spelling of the repo id (checked again: it comes from the server).
         publisher, repo = _existing_folder(folder.root, ModelName.parse(resolution.repo_id))
         targets = _targets(folder.root, publisher, repo, [f.path for f in resolution.files])
-        results = [fetch_file(resolution, f, dest) for f, dest in zip(resolution.files, targets, strict=True)]
+        if len(targets) == 1:
+            results = [fetch_file(resolution, resolution.files[0], targets[0])]
+        else:
+            # A split model appears all at once: shards are fetched (resumably) under a name LM
+            # Studio ignores, then renamed into place once the last one is verified.
+            staged = [t.with_name(t.name + STAGED) for t in targets]
+            results = [fetch_file(resolution, f, s) for f, s in zip(resolution.files, staged, strict=True)]
+            for source, target in zip(staged, targets, strict=True):
+                os.replace(source, target)
         pulled = next((m for m in models_in(folder.root, publisher, repo) if m.path == targets[0]), None)
         if pulled is None:  # pragma: no cover - we just wrote it; only a concurrent delete gets here
             raise HanzoError(f"{targets[0]} disappeared right after its download")
