@@ -212,3 +212,26 @@ def test_a_server_that_is_not_ollama_is_not_used(fileserver: object) -> None:
     assert isinstance(fileserver, FileServer)
     fileserver.add_file("/api/version", b"<html>a web server</html>")
     assert OllamaServer.probe(fileserver.url("")) is None
+
+
+def test_pull_reports_the_servers_model_not_an_older_native_copy(
+    ollama_api: FakeOllama, tiny_llama_gguf: Path
+) -> None:
+    from hanzo_cli.store import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, MODEL_MEDIA_TYPE, ManifestName, Store
+
+    ollama_api.add(EMBED)
+    store = Store.default()  # OLLAMA_MODELS unset: hanzo's store, not the server's folder
+    model_digest, model_size = store.add_blob_file(tiny_llama_gguf)
+    config_digest, config_size = store.add_blob_bytes(b"{}")
+    stale = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": MODEL_MEDIA_TYPE, "digest": model_digest, "size": model_size}],
+    }
+    store.write_manifest(ManifestName.parse(EMBED.name), json.dumps(stale).encode())
+
+    pulled = OllamaProvider().pull(EMBED.name, PullOptions())
+
+    assert pulled.path == ollama_api.blob_path(EMBED)
+    assert pulled.digest == "sha256:" + EMBED.manifest_digest

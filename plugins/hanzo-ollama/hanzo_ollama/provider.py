@@ -77,7 +77,8 @@ class OllamaProvider(Provider):
         if server is None:
             return self.pull_native(name, insecure=options.insecure)
         server.pull(name, insecure=options.insecure)
-        found = self.get(name)
+        # What the server now has, not a copy of the same name hanzo's store may hold from before.
+        found = self._server_get(server, name)
         if found is None:
             raise HanzoError(f"Ollama pulled {name!r} but does not list it")
         return found
@@ -149,8 +150,9 @@ class OllamaProvider(Provider):
         if on_disk is not None:
             return on_disk
         server = self.server()
-        if server is None:
-            return None
+        return self._server_get(server, name) if server is not None else None
+
+    def _server_get(self, server: OllamaServer, name: str) -> ModelInfo | None:
         wanted = self.normalize(name)
         listed = next((info for info in server.tags() if self.normalize(info.name) == wanted), None)
         return server.show(name, listed) if listed is not None else None
