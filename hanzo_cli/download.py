@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 
 from hanzo_cli.errors import DiskFullError, DownloadError, IntegrityError, NotFoundError
 from hanzo_cli.output import ProgressBar, human_size, info, progress_bar
+from hanzo_cli.store import fsync_dir
 
 if TYPE_CHECKING:
     import httpx
@@ -308,19 +309,6 @@ def _existing(
         bar.set_total(actual_size)
         bar.set_completed(actual_size)
     return DownloadResult(path=dest, size=actual_size, sha256=digest, fetched=0, resumed=False)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)  # a directory: no O_BINARY
-    except OSError:
-        return  # not every platform/filesystem lets us open a directory
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # no EDQUOT on Windows
@@ -1118,7 +1106,7 @@ class _Downloader:
         finally:
             os.close(fd)
         os.replace(self.partial, self.dest)
-        _fsync_dir(self.dest.parent)
+        fsync_dir(self.dest.parent)
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
         return DownloadResult(

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -372,15 +372,45 @@ class Store:
     def read_manifest(self, path: Path) -> Manifest:
         return parse_manifest(path.read_bytes())
 
-    def write_manifest(self, name: ManifestName, raw: bytes) -> Manifest:
-        """Validate and atomically write a manifest whose blobs are all present."""
+    def write_manifest(self, name: ManifestName, raw: bytes) -> ManifestName:
+        """Validate and atomically write a manifest whose blobs are all present, over any manifest
+        of the same name (in whatever spelling it was stored); then remove the blobs only the
+        replaced manifest used. Returns the name as stored."""
         manifest = parse_manifest(raw)
         with self.lock():
             for layer in manifest.blobs:
                 if not self.has_blob(layer.digest, layer.size):
                     raise HanzoError(f"blob {layer.digest} of {name.display()} is missing")
-            atomic_write(self.manifest_path(name), raw)
-        return manifest
+            found = self.find_manifest(name)
+            stored = found[0] if found else name
+            replaced = self.blob_digests(found[1]) if found else set()
+            atomic_write(self.manifest_path(stored), raw)
+            self._collect(replaced - {layer.digest for layer in manifest.blobs})
+        return stored
+
+    def blob_digests(self, path: Path) -> set[str]:
+        """The digests a stored manifest references; none when it is unreadable (a half-written
+        or foreign file must not stop it being replaced or deleted)."""
+        try:
+            return {layer.digest for layer in self.read_manifest(path).blobs}
+        except (HanzoError, OSError):
+            return set()
+
+    def model_infos(
+        self, provider: str, hosts: Callable[[str], bool], *, default_host: str = DEFAULT_HOST
+    ) -> Iterator[ModelInfo]:
+        """:meth:`model_info` of every manifest whose host ``hosts`` accepts. An unreadable one is
+        skipped with a warning: the store may be shared with Ollama, and one bad file must not
+        hide every model."""
+        from hanzo_cli.output import warn
+
+        for name, path in self.manifests():
+            if not hosts(name.host):
+                continue
+            try:
+                yield self.model_info(provider, name, path, default_host=default_host)
+            except (HanzoError, OSError) as exc:
+                warn(f"{provider}: skipping {path}: {getattr(exc, 'message', exc)}")
 
     def delete(self, name: ManifestName) -> list[Path]:
         """Remove a manifest, then its blobs that no other manifest references."""
@@ -389,10 +419,7 @@ class Store:
             if found is None:
                 raise NotFoundError(f"model {name.display()!r} not found")
             _, path = found
-            try:
-                mine = {layer.digest for layer in self.read_manifest(path).blobs}
-            except HanzoError:
-                mine = set()
+            mine = self.blob_digests(path)
             path.unlink()
             self._remove_empty_parents(path.parent)
             return [path, *self._collect(mine)]

@@ -64,18 +64,7 @@ class LocalProvider(Provider):
         raise HanzoError("the local provider has nothing to pull; use: hanzo model:import PATH --name NAME")
 
     def list(self) -> Iterable[ModelInfo]:
-        from hanzo_cli.errors import HanzoError
-        from hanzo_cli.output import warn
-
-        store = self.store
-        for mname, path in store.manifests():
-            if mname.host != LOCAL_HOST:
-                continue
-            try:
-                yield store.model_info(self.name, mname, path, default_host=LOCAL_HOST)
-            except (HanzoError, OSError) as exc:
-                # The store may be shared with Ollama: one bad manifest must not hide the rest.
-                warn(f"local: skipping {path}: {getattr(exc, 'message', exc)}")
+        return self.store.model_infos(self.name, lambda host: host == LOCAL_HOST, default_host=LOCAL_HOST)
 
     def get(self, name: str) -> ModelInfo | None:
         from hanzo_cli.errors import HanzoError
@@ -114,13 +103,6 @@ class LocalProvider(Provider):
             raise HanzoError(f"{path} is not a GGUF file (only GGUF models can be imported)")
         gguf = read_gguf_info(path)  # also rejects truncated/corrupt headers before copying
         store = self.store
-        old = store.find_manifest(mname)
-        old_blobs: set[str] = set()
-        if old:
-            try:
-                old_blobs = {lay.digest for lay in store.read_manifest(old[1]).blobs}
-            except HanzoError:
-                pass  # an unreadable earlier import is simply replaced
         digest, size = store.add_blob_file(path)
         config = {
             "model_format": "gguf",
@@ -138,10 +120,7 @@ class LocalProvider(Provider):
             "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config_size},
             "layers": [{"mediaType": MODEL_MEDIA_TYPE, "digest": digest, "size": size}],
         }
-        target = old[0] if old else mname
-        store.write_manifest(target, json.dumps(manifest, indent=2).encode())
-        if old_blobs:
-            store.collect(old_blobs)
+        store.write_manifest(mname, json.dumps(manifest, indent=2).encode())  # replaces an earlier import
         found = self.get(name)
         if found is None:  # pragma: no cover - we just wrote it
             raise HanzoError(f"import of {name!r} did not produce a model")

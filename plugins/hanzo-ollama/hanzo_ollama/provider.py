@@ -115,17 +115,8 @@ class OllamaProvider(Provider):
                         f"{target.name.display()}: the registry has no blob {layer.digest} "
                         "that the manifest names"
                     ) from None
-        # Re-pulling under another spelling updates the existing manifest instead of adding a twin.
-        found = store.find_manifest(target.name)
-        mname = found[0] if found else target.name
-        replaced: set[str] = set()
-        if found:
-            try:
-                replaced = {layer.digest for layer in store.read_manifest(found[1]).blobs}
-            except HanzoError:
-                pass  # an unreadable old manifest is simply replaced
-        store.write_manifest(mname, raw)
-        store.collect(replaced - {layer.digest for layer in manifest.blobs})
+        # Re-pulling (under any spelling) replaces the stored manifest and drops blobs it alone used.
+        mname = store.write_manifest(target.name, raw)
         return store.model_info(self.name, mname, store.manifest_path(mname))
 
     # -- list, get, delete -------------------------------------------------------------------------
@@ -181,15 +172,7 @@ class OllamaProvider(Provider):
     # -- disk ------------------------------------------------------------------------------------
 
     def _disk_models(self) -> Iterable[ModelInfo]:
-        store = self.store
-        for mname, path in store.manifests():
-            if mname.host == LOCAL_HOST:
-                continue
-            try:
-                yield store.model_info(self.name, mname, path)
-            except (HanzoError, OSError) as exc:
-                # One unreadable manifest (half-written by another tool) must not hide the others.
-                warn(f"ollama: skipping {path}: {getattr(exc, 'message', exc)}")
+        return self.store.model_infos(self.name, lambda host: host != LOCAL_HOST)
 
     def _disk_name(self, name: str) -> ManifestName | None:
         try:
