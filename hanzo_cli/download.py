@@ -611,6 +611,15 @@ class _Downloader:
         text = str(exc)
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
+    def _retry_reason(self, exc: Exception) -> tuple[str, float | None]:
+        """Why a request failed and how long the server asked us to wait, for a failure worth
+        retrying (5xx/429/stall/reset, a short body); any other exception is re-raised."""
+        if isinstance(exc, _Retryable):
+            return str(exc), exc.retry_after
+        if self._retryable_transport(exc):
+            return self._describe(exc), None
+        raise exc
+
     def _probe(self) -> _Probe:
         """Learn the size and Range support with ``Range: bytes=0-0``."""
         attempt = 0
@@ -627,13 +636,8 @@ class _Downloader:
                             response.close()
                     return _Probe(_content_length(response), False, response)
                 return self._interpret_probe(self._send(0, 1))
-            except _Retryable as exc:
-                reason = str(exc)
-                retry_after = exc.retry_after
-            except Exception as exc:
-                if not self._retryable_transport(exc):
-                    raise
-                reason = self._describe(exc)
+            except Exception as exc:  # noqa: BLE001 - _retry_reason re-raises the rest
+                reason, retry_after = self._retry_reason(exc)
             attempt += 1
             if attempt > self.retries:
                 raise DownloadError(
@@ -918,13 +922,8 @@ class _Downloader:
                     attempt = 0
                     continue
                 raise _Retryable(f"response ended at byte {part.pos} of {part.end}")
-            except _Retryable as exc:
-                reason = str(exc)
-                retry_after = exc.retry_after
-            except Exception as exc:
-                if not self._retryable_transport(exc):
-                    raise
-                reason = self._describe(exc)
+            except Exception as exc:  # noqa: BLE001 - _retry_reason re-raises the rest
+                reason, retry_after = self._retry_reason(exc)
             finally:
                 if response is not None:
                     response.close()
