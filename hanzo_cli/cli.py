@@ -5,13 +5,13 @@ included). Errors become one ``Error: …`` line on stderr; usage errors exit 2,
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from typing import Any
 
 import click
 
 from hanzo_cli import __version__
+from hanzo_cli.constants import ENV_DEBUG, env_flag
 from hanzo_cli.errors import HanzoError, MissingPluginError
 
 
@@ -36,7 +36,7 @@ class HanzoGroup(click.Group):
         self._load()
         command = self.commands.get(cmd_name)
         if command is None:
-            from hanzo_cli.plugins import missing_plugin_hint
+            from hanzo_cli.extras import missing_plugin_hint
 
             hint = missing_plugin_hint("command", cmd_name)
             if hint:
@@ -80,12 +80,16 @@ def describe_error(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
-    debug = os.environ.get("HANZO_DEBUG", "") not in ("", "0")
+    debug = env_flag(ENV_DEBUG)
     try:
         rv = cli.main(args=argv, prog_name="hanzo", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except HanzoError as exc:
+        # The one place a hanzo error becomes CLI output.
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors Click itself found
         exc.show()
         sys.exit(exc.exit_code)
     except click.Abort as exc:
@@ -103,6 +107,6 @@ def main(argv: list[str] | None = None) -> Any:
     except Exception as exc:
         if debug:
             raise
-        HanzoError(describe_error(exc) + " (HANZO_DEBUG=1 shows the traceback)").show()
+        click.echo(f"Error: {describe_error(exc)} (HANZO_DEBUG=1 shows the traceback)", err=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,19 +1,14 @@
-"""Where hanzo keeps its state, and its small settings file.
-
-``HANZO_HOME`` moves everything (store, config, node state, logs) under one folder; without it the
-platform's conventional folders are used (platformdirs).
-"""
+"""hanzo's small settings file (``config.json``) and its ``HANZO_<KEY>`` environment overrides."""
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from hanzo_cli.errors import HanzoError
-
-APP = "hanzo"
+from hanzo_cli.constants import config_path
+from hanzo_cli.errors import ConfigError
+from hanzo_cli.fsutil import atomic_write
 
 #: Settings ``hanzo config:set`` accepts, with what they mean. ``HANZO_<KEY>`` (dots become
 #: underscores, upper case) overrides each one, e.g. ``HANZO_EMBEDDING_MODEL``.
@@ -25,54 +20,9 @@ SETTINGS: dict[str, str] = {
 }
 
 
-def _home() -> Path | None:
-    value = os.environ.get("HANZO_HOME")
-    return Path(value).expanduser() if value else None
-
-
-def data_dir() -> Path:
-    home = _home()
-    if home:
-        return home
-    import platformdirs
-
-    return platformdirs.user_data_path(APP)
-
-
-def config_dir() -> Path:
-    home = _home()
-    if home:
-        return home
-    import platformdirs
-
-    return platformdirs.user_config_path(APP)
-
-
-def state_dir() -> Path:
-    home = _home()
-    if home:
-        return home / "state"
-    import platformdirs
-
-    return platformdirs.user_state_path(APP)
-
-
-def log_dir() -> Path:
-    home = _home()
-    if home:
-        return home / "logs"
-    import platformdirs
-
-    return platformdirs.user_log_path(APP)
-
-
-def store_dir() -> Path:
-    """hanzo's own model store (Ollama's on-disk layout)."""
-    return data_dir() / "models"
-
-
-def config_path() -> Path:
-    return config_dir() / "config.json"
+def register_setting(key: str, description: str) -> None:
+    """Let a plugin add a setting of its own (``config:set`` refuses unknown keys)."""
+    SETTINGS.setdefault(key, description)
 
 
 def load_config() -> dict[str, Any]:
@@ -82,9 +32,9 @@ def load_config() -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise HanzoError(f"cannot read config file {path}: {exc}") from exc
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     if not isinstance(data, dict):
-        raise HanzoError(f"config file {path} is not a JSON object")
+        raise ConfigError(f"config file {path} is not a JSON object")
     return data
 
 
@@ -105,9 +55,7 @@ def set_setting(key: str, value: str | None) -> None:
     """Store (or with None remove) a setting, atomically."""
     if key not in SETTINGS:
         known = ", ".join(sorted(SETTINGS))
-        raise HanzoError(f"unknown setting {key!r} (known: {known})")
-    from hanzo_cli.store import atomic_write
-
+        raise ConfigError(f"unknown setting {key!r} (known: {known})")
     config = load_config()
     if value is None:
         config.pop(key, None)

@@ -46,14 +46,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from hanzo_cli.errors import DiskFullError, DownloadError, IntegrityError, NotFoundError
+from hanzo_cli.constants import ENV_DOWNLOAD_BACKOFF, ENV_DOWNLOAD_CONNECTIONS
+from hanzo_cli.errors import (
+    AuthenticationError,
+    DiskFullError,
+    DownloadError,
+    IntegrityError,
+    RemoteFileNotFoundError,
+)
+from hanzo_cli.fsutil import fsync_dir
 from hanzo_cli.output import ProgressBar, human_size, info, progress_bar
-from hanzo_cli.store import fsync_dir
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DownloadResult", "download"]
+__all__ = ["PARTIAL_SUFFIXES", "DownloadResult", "download", "side_files"]
+
+#: What a download writes beside its partial file: the partial itself, its state, its lock.
+PARTIAL_SUFFIXES = (".partial", ".partial.json", ".partial.lock")
+
+
+def side_files(dest: Path) -> list[Path]:
+    """The files :func:`download` may write beside ``dest`` (with the default partial location)."""
+    return [dest.with_name(dest.name + suffix) for suffix in PARTIAL_SUFFIXES]
+
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -132,7 +148,8 @@ def download(
     DEFAULT_CONNECTIONS). A part that receives nothing for ``stall_timeout`` seconds is retried;
     each part gets ``retries`` retries with exponential backoff, renewed whenever it makes progress.
 
-    Raises NotFoundError (404/410), IntegrityError (wrong size or sha256; nothing is kept),
+    Raises RemoteFileNotFoundError (404/410), AuthenticationError (401/403), IntegrityError (wrong
+    size or sha256; nothing is kept),
     DiskFullError (partial kept), DownloadError (other refusals, or retries used up: partial kept)
     and re-raises KeyboardInterrupt after saving a resumable partial.
     """
@@ -204,7 +221,7 @@ def _normalize_sha256(sha256: str | None) -> str | None:
 
 def _resolve_connections(connections: int | None) -> int:
     if connections is None:
-        env = os.environ.get("HANZO_DOWNLOAD_CONNECTIONS", "").strip()
+        env = os.environ.get(ENV_DOWNLOAD_CONNECTIONS, "").strip()
         try:
             connections = int(env) if env else DEFAULT_CONNECTIONS
         except ValueError:
@@ -213,7 +230,7 @@ def _resolve_connections(connections: int | None) -> int:
 
 
 def _backoff_base() -> float:
-    env = os.environ.get("HANZO_DOWNLOAD_BACKOFF", "").strip()
+    env = os.environ.get(ENV_DOWNLOAD_BACKOFF, "").strip()
     try:
         return max(0.0, float(env)) if env else BACKOFF_BASE
     except ValueError:
@@ -595,7 +612,9 @@ class _Downloader:
         if status in (408, 429) or status >= 500:
             raise _Retryable(reason, _retry_after(response))
         if status in (404, 410):
-            raise NotFoundError(f"{self.label} not found: {reason} from {self.safe_url}")
+            raise RemoteFileNotFoundError(f"{self.label} not found: {reason} from {self.safe_url}")
+        if status in (401, 403):
+            raise AuthenticationError(f"download of {self.label} refused: {reason} from {self.safe_url}")
         raise DownloadError(f"download of {self.label} failed: {reason} from {self.safe_url}")
 
     @staticmethod

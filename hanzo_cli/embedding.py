@@ -6,8 +6,8 @@ needed, reads its GGUF header, picks a runtime for its architecture and loads it
 
 - pooling: what the GGUF declares; when it declares none, the last token for causal models (what
   LLM-based embedders use) and the mean for bidirectional ones;
-- Qwen3 rules (architecture ``qwen3``, or a GGUF that declares last-token pooling): queries get
-  ``Instruct: {task}\\nQuery:{text}``, documents go in as they are;
+- query instructions: where the catalog says the model (or its family) takes one (Qwen3-Embedding:
+  ``Instruct: {task}\\nQuery:{text}``), queries get it and documents go in as they are;
 - every vector is L2-normalised; ``dimensions`` cuts it and normalises again (Matryoshka, like
   Ollama's ``/api/embed``).
 
@@ -23,17 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hanzo_cli.errors import HanzoError, MissingPluginError, NotFoundError
-from hanzo_cli.gguf_info import GGUFInfo, is_gguf, read_gguf_info
+from hanzo_cli import models
+from hanzo_cli.config import env_name, get_setting
+from hanzo_cli.errors import HanzoError, MissingPluginError, NotFoundError, RuntimeFailure
+from hanzo_cli.extras import missing_plugin_hint
+from hanzo_cli.gguf_info import GGUFInfo, has_gguf_magic, read_gguf_info
+from hanzo_cli.plugins import registry
 from hanzo_cli.providers import ModelInfo, PullOptions
-from hanzo_cli.runtimes import Embedder, Reranker, Runtime
+from hanzo_cli.runtimes import Embedder, Reranker, Runtime, choose_runtime
 
 if TYPE_CHECKING:
     import numpy as np
 
-#: The task Qwen3-Embedding's README uses for retrieval queries.
-DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
-QWEN3_QUERY_FORMAT = "Instruct: {task}\nQuery:{text}"
+    from hanzo_cli.catalog import CatalogEntry
 
 T = TypeVar("T")
 
@@ -52,6 +54,8 @@ class EmbeddingModel:
     pooling: str = "mean"
     #: ``str.format`` pattern with ``{task}`` and ``{text}`` for queries, or None (no instructions).
     query_format: str | None = None
+    #: The ``{task}`` used when a query gives no instruction of its own.
+    query_task: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -84,7 +88,7 @@ class EmbeddingModel:
         """The text as the model should see it: with the query instruction where the model uses one."""
         if self.query_format is None or not (query or instruction):
             return text
-        return self.query_format.format(task=instruction or DEFAULT_QUERY_TASK, text=text)
+        return self.query_format.format(task=instruction or self.query_task, text=text)
 
     def _check_dimensions(self, dimensions: int | None) -> int:
         if dimensions is None:
@@ -147,7 +151,7 @@ def load_embedding_model(
     if gguf.pooling_type == "rank":
         raise HanzoError(f"{info.provider}:{info.name} is a reranker (rank pooling); use: hanzo rerank")
     pooling = model_pooling(gguf)
-    qwen3_rules = gguf.architecture == "qwen3" or gguf.pooling_type == "last"
+    rules = query_rules(info, gguf)
     options = {**(runtime_options or {}), "pooling": pooling}
     embedder = _load(lambda: chosen.load_embedder(_path(info), **options), info, chosen)
     return EmbeddingModel(
@@ -157,7 +161,8 @@ def load_embedding_model(
         dimensions=embedder.dimensions,
         embedder=embedder,
         pooling=pooling,
-        query_format=QWEN3_QUERY_FORMAT if qwen3_rules else None,
+        query_format=rules.query_format if rules else None,
+        query_task=(rules.query_task or "") if rules else "",
     )
 
 
@@ -186,6 +191,12 @@ def load_reranker(
     return RerankModel(info=info, gguf=gguf, runtime=chosen, reranker=reranker)
 
 
+def query_rules(info: ModelInfo, gguf: GGUFInfo) -> CatalogEntry | None:
+    """The catalog entry whose query instruction applies to this model, if any."""
+    labels = [gguf.metadata.get("general.basename"), gguf.name]
+    return registry().catalog.rules_for(info.provider, info.name, [str(x) for x in labels if x])
+
+
 def model_pooling(gguf: GGUFInfo) -> str:
     """The pooling to embed with: the GGUF's own, else last token (causal) or mean (bidirectional)."""
     if gguf.pooling_type in ("mean", "cls", "last"):
@@ -197,10 +208,6 @@ def model_pooling(gguf: GGUFInfo) -> str:
 def select_runtime(architecture: str | None, task: str, forced: str | None = None) -> Runtime:
     """The runtime for a model: ``forced`` if given, else the preferred (setting ``runtime.default``)
     or first installed one that supports it and whose library imports."""
-    from hanzo_cli.config import get_setting
-    from hanzo_cli.plugins import missing_plugin_hint, registry
-    from hanzo_cli.runtimes import choose_runtime
-
     runtimes = registry().runtimes
     if forced:
         chosen = choose_runtime(runtimes, architecture, task, forced)
@@ -237,9 +244,6 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
 
 def default_model_ref(setting: str, task: str, tier: str) -> str:
     """The configured model for ``setting`` (env first), else the catalog's alias for ``tier``."""
-    from hanzo_cli.config import env_name, get_setting
-    from hanzo_cli.plugins import registry
-
     configured = get_setting(setting)
     if configured:
         return configured
@@ -255,8 +259,6 @@ def default_model_ref(setting: str, task: str, tier: str) -> str:
 def _resolve(
     ref: str, provider: str | None, pull: bool, pull_options: PullOptions | None
 ) -> tuple[ModelInfo, GGUFInfo]:
-    from hanzo_cli import models
-
     if pull:
         info = models.ensure(ref, provider, pull_options)
     else:
@@ -265,7 +267,7 @@ def _resolve(
             raise NotFoundError(f"model {ref!r} is not pulled (pull it with: hanzo model:pull {ref})")
         info = found
     path = _path(info)
-    if not is_gguf(path):
+    if not has_gguf_magic(path):
         raise HanzoError(
             f"{info.provider}:{info.name} is not a GGUF model ({path}); runtimes load GGUF files"
         )
@@ -286,6 +288,6 @@ def _load(load: Callable[[], T], info: ModelInfo, runtime: Runtime) -> T:
         raise
     except Exception as exc:  # runtimes wrap C libraries that raise anything
         detail = str(exc) or type(exc).__name__
-        raise HanzoError(
+        raise RuntimeFailure(
             f"runtime {runtime.name!r} failed to load {info.provider}:{info.name}: {detail}"
         ) from exc

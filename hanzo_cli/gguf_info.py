@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.errors import ModelFileError
 
 GGUF_MAGIC = b"GGUF"
 POOLING_TYPES = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}
 
 
-def is_gguf(path: Path) -> bool:
+def has_gguf_magic(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             return f.read(4) == GGUF_MAGIC
@@ -138,14 +138,14 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int, int]:
 
 def read_gguf_info(path: Path) -> GGUFInfo:
     """Read a GGUF file's header. Raises HanzoError for files that are not valid GGUF."""
-    if not is_gguf(path):
-        raise HanzoError(f"{path} is not a GGUF file")
+    if not has_gguf_magic(path):
+        raise ModelFileError(f"{path} is not a GGUF file")
     try:
         import gguf
 
         scalars, tensor_count, tensor_params = _read_header(path)
     except Exception as exc:  # noqa: BLE001 - struct/ValueError/KeyError/… on bad files
-        raise HanzoError(f"cannot read GGUF metadata from {path}: {exc}") from None
+        raise ModelFileError(f"cannot read GGUF metadata from {path}: {exc}") from None
 
     meta = {key: value for key, value in scalars.items() if not key.startswith("tokenizer.ggml.")}
     arch = meta.get("general.architecture")

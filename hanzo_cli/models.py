@@ -6,10 +6,14 @@ directly, so every command resolves names the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hanzo_cli.config import get_setting
-from hanzo_cli.errors import HanzoError, MissingPluginError, NotFoundError
-from hanzo_cli.plugins import Registry, missing_plugin_hint, registry
-from hanzo_cli.providers import ModelInfo, Provider, PullOptions
+from hanzo_cli.errors import HanzoError, MissingPluginError, ModelNotFoundError, NotFoundError, UsageError
+from hanzo_cli.extras import missing_plugin_hint
+from hanzo_cli.output import info
+from hanzo_cli.plugins import Registry, registry
+from hanzo_cli.providers import FileSource, ModelInfo, Provider, PullOptions
 from hanzo_cli.refs import parse_ref
 
 Candidate = tuple[Provider, str]
@@ -77,19 +81,51 @@ def _ordered(found: list[Candidate], reg: Registry) -> list[Candidate]:
     return found
 
 
+def takes_options(provider: Provider, given: Iterable[str]) -> bool:
+    """Whether ``provider`` declares every one of the ``given`` pull options."""
+    return set(given) <= {option.name for option in provider.pull_options}
+
+
+def _option_owners(reg: Registry, option: str) -> list[str]:
+    return [p.name for p in reg.providers.values() if option in {o.name for o in p.pull_options}]
+
+
+def _flag(reg: Registry, option: str) -> str:
+    for p in reg.providers.values():
+        for declared in p.pull_options:
+            if declared.name == option:
+                return declared.flags[0]
+    return "--" + option.replace("_", "-")
+
+
 def pull(ref: str, provider: str | None = None, options: PullOptions | None = None) -> ModelInfo:
-    """Pull through the first provider that has the model; 'not found' falls through to the next."""
+    """Pull through the first provider that has the model; 'not found' falls through to the next.
+
+    Only providers that take every provider-specific option given (``options.extra``) are tried; an
+    option no candidate takes is refused with the providers that do take it.
+    """
     options = options or PullOptions()
-    misses: list[str] = []
+    reg = registry()
     cands = candidates(ref, provider, for_pull=True)
-    for p, name in cands:
+    taking = [c for c in cands if takes_options(c[0], options.extra)]
+    if not taking:
+        for option in options.extra:
+            if not any(takes_options(p, [option]) for p, _ in cands):
+                owners = ", ".join(_option_owners(reg, option)) or "none installed"
+                tried = ", ".join(p.name for p, _ in cands)
+                raise UsageError(
+                    f"{_flag(reg, option)} is not an option of provider {tried} (it is taken by: {owners})"
+                )
+        raise UsageError("no single provider takes all of the options given")
+    misses: list[str] = []
+    for p, name in taking:
         try:
             return p.pull(name, options)
-        except NotFoundError as exc:
-            if len(cands) == 1:
+        except ModelNotFoundError as exc:
+            if len(taking) == 1:
                 raise
             misses.append(f"{p.name}: {exc.message}")
-    raise NotFoundError(f"{ref!r} not found ({'; '.join(misses)})")
+    raise ModelNotFoundError(f"{ref!r} not found ({'; '.join(misses)})")
 
 
 def find(ref: str, provider: str | None = None) -> ModelInfo | None:
@@ -106,17 +142,30 @@ def show(ref: str, provider: str | None = None) -> ModelInfo:
     for p, name in candidates(ref, provider):
         try:
             return p.show(name)
-        except NotFoundError as exc:
+        except ModelNotFoundError as exc:
             misses.append(exc.message)
     raise NotFoundError(f"model {ref!r} is not pulled ({'; '.join(misses)})")
 
 
 def ensure(ref: str, provider: str | None = None, options: PullOptions | None = None) -> ModelInfo:
     """The local model, pulled first when missing (for commands that run a model)."""
-    from hanzo_cli.output import info
-
     local = find(ref, provider)
     if local is not None and local.path is not None:
         return local
     info(f"{ref} is not pulled yet; pulling it first")
     return pull(ref, provider, options)
+
+
+def get_provider(name: str) -> Provider:
+    """The installed provider called ``name`` (or one of its prefixes), or a clear error naming the
+    extra that installs it."""
+    return registry().provider(name)
+
+
+def file_source(name: str) -> FileSource:
+    """The provider ``name`` as a :class:`FileSource` (for plugins that fetch through another
+    plugin's resolution, as LM Studio does through Hugging Face's)."""
+    provider = get_provider(name)
+    if not isinstance(provider, FileSource):
+        raise MissingPluginError(f"provider {name!r} cannot resolve and fetch repository files")
+    return provider

@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from hanzo_cli.config import log_dir, state_dir
+from hanzo_cli.constants import log_dir, state_dir
 from hanzo_cli.errors import HanzoError, MissingPluginError
 
 DEFAULT_IP = "127.0.0.1"
@@ -129,7 +129,7 @@ def read_state() -> NodeState | None:
 
 
 def _write_state(state: NodeState) -> None:
-    from hanzo_cli.store import atomic_write
+    from hanzo_cli.fsutil import atomic_write
 
     atomic_write(pid_path(), f"{state.main.pid}\n".encode())
     atomic_write(state_path(), (json.dumps(state.to_json(), indent=2) + "\n").encode())

@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hanzo_cli import __version__, models
 from hanzo_cli.embedding import EmbeddingModel, RerankModel, load_embedding_model, load_reranker
 from hanzo_cli.errors import NotFoundError
-from hanzo_cli.gguf_info import is_gguf, read_gguf_info
+from hanzo_cli.gguf_info import has_gguf_magic, read_gguf_info
 from hanzo_cli.node import API_KEY_ENV, HEALTH_PATH, is_loopback
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class ModelHost:
         found = models.find(self.ref)
         if found is None or found.path is None:
             raise NotFoundError(f"model {self.ref!r} is not pulled")
-        if is_gguf(found.path) and read_gguf_info(found.path).pooling_type == "rank":
+        if has_gguf_magic(found.path) and read_gguf_info(found.path).pooling_type == "rank":
             return load_reranker(self.ref, runtime=self.runtime, pull=False)
         return load_embedding_model(self.ref, runtime=self.runtime, pull=False)
 

@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pluggy
 
 from hanzo_cli import hookspecs
-from hanzo_cli.errors import HanzoError, MissingPluginError
+from hanzo_cli.constants import ENV_PLUGINS, cache_dir
+from hanzo_cli.errors import HanzoError, MissingPluginError, PluginError
+from hanzo_cli.extras import known_provider_prefixes, missing_plugin_hint
+from hanzo_cli.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from hanzo_cli.catalog import Catalog
@@ -37,27 +40,6 @@ BUILTIN_PLUGINS = (
     "hanzo_cli.commands.embedding",
     "hanzo_cli.commands.node",
 )
-
-#: The first-party plugins and the extra that installs each, so a user who asks for a feature of
-#: a plugin they don't have is told exactly what to install.
-KNOWN_PLUGINS: dict[tuple[str, str], str] = {
-    ("provider", "ollama"): "ollama",
-    ("provider", "huggingface"): "huggingface",
-    ("provider", "hf"): "huggingface",
-    ("provider", "lmstudio"): "lmstudio",
-    ("provider", "lms"): "lmstudio",
-    ("runtime", "llamacpp"): "llamacpp",
-    ("runtime", "ctransformers"): "ctransformers",
-    ("command", "model:push"): "ollama",
-}
-
-
-def missing_plugin_hint(kind: str, name: str) -> str:
-    """``"; install it with: pip install 'hanzo-cli[x]'"`` for known plugins, else ``""``."""
-    extra = KNOWN_PLUGINS.get((kind, name.lower()))
-    if extra is None:
-        return ""
-    return f"; install it with: pip install 'hanzo-cli[{extra}]'"
 
 
 @dataclass
@@ -77,7 +59,7 @@ _loaded = False
 
 
 def _wanted() -> set[str] | None:
-    value = os.environ.get("HANZO_PLUGINS")
+    value = os.environ.get(ENV_PLUGINS)
     if value is None:
         return None
     return {name.strip().lower() for name in value.split(",") if name.strip()}
@@ -87,7 +69,7 @@ def _register(module: ModuleType, name: str, dist: str | None, version: str | No
     try:
         pm.register(module, name=name)
     except ValueError as exc:  # duplicate name: two distributions claim the same plugin name
-        raise HanzoError(f"plugin {name!r} is registered twice: {exc}") from None
+        raise PluginError(f"plugin {name!r} is registered twice: {exc}") from None
     _records.append(PluginRecord(name, module, dist, version, builtin))
 
 
@@ -134,8 +116,6 @@ def _entry_points() -> list[EntryPoint]:
             )
         )
     try:
-        from hanzo_cli.store import atomic_write
-
         atomic_write(cache, json.dumps({"fingerprint": fingerprint, "entry_points": found}).encode())
     except OSError:
         pass  # a read-only home only costs the rescan
@@ -143,12 +123,7 @@ def _entry_points() -> list[EntryPoint]:
 
 
 def _cache_path() -> Path:
-    home = os.environ.get("HANZO_HOME")
-    if home:
-        return Path(home).expanduser() / "cache" / "entry-points.json"
-    import platformdirs
-
-    return platformdirs.user_cache_path("hanzo") / "entry-points.json"
+    return cache_dir() / "entry-points.json"
 
 
 def load_plugins() -> None:
@@ -178,7 +153,7 @@ def load_plugins() -> None:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise HanzoError(f"plugin {exc.plugin!r} defines an unknown hook: {exc}") from None
+        raise PluginError(f"plugin {exc.plugin!r} defines an unknown hook: {exc}") from None
     for record in _records:
         record.hooks = sorted(hook.name for hook in pm.get_hookcallers(record.module) or [] if hook.name)
 
@@ -211,7 +186,7 @@ class Registry:
 
     def prefixes(self) -> set[str]:
         """Every prefix that may start a reference: installed and known-but-missing providers."""
-        names = {kn for (kind, kn) in KNOWN_PLUGINS if kind == "provider"}
+        names = known_provider_prefixes()
         for provider in self.providers.values():
             names.add(provider.name)
             names.update(provider.prefixes)
@@ -232,17 +207,17 @@ def registry() -> Registry:
 
     def add_provider(provider: Any) -> None:
         if not isinstance(provider, Provider):
-            raise HanzoError(f"register_providers got {provider!r}, not a Provider")
+            raise PluginError(f"register_providers got {provider!r}, not a Provider")
         providers.append(provider)
 
     def add_runtime(runtime: Any) -> None:
         if not isinstance(runtime, Runtime):
-            raise HanzoError(f"register_runtimes got {runtime!r}, not a Runtime")
+            raise PluginError(f"register_runtimes got {runtime!r}, not a Runtime")
         runtimes.append(runtime)
 
     def add_model(entry: Any) -> None:
         if not isinstance(entry, CatalogEntry):
-            raise HanzoError(f"register_models got {entry!r}, not a CatalogEntry")
+            raise PluginError(f"register_models got {entry!r}, not a CatalogEntry")
         catalog.add(entry)
 
     pm.hook.register_providers(register=add_provider)
@@ -252,11 +227,11 @@ def registry() -> Registry:
     # Entry points load in no guaranteed order, so runtimes break priority ties by name.
     runtimes.sort(key=lambda r: (r.priority, r.name))
     if len({r.name for r in runtimes}) != len(runtimes):
-        raise HanzoError("two plugins register a runtime with the same name")
+        raise PluginError("two plugins register a runtime with the same name")
     by_name: dict[str, Provider] = {}
     for provider in providers:
         if provider.name in by_name:
-            raise HanzoError(f"two plugins register a provider named {provider.name!r}")
+            raise PluginError(f"two plugins register a provider named {provider.name!r}")
         by_name[provider.name] = provider
     return Registry(by_name, runtimes, catalog)
 

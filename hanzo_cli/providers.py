@@ -1,8 +1,13 @@
 """The provider interface: what a model source (Ollama, Hugging Face, LM Studio, …) implements.
 
-A provider needs only ``name``, :meth:`Provider.pull` and :meth:`Provider.list`; everything else
-has a sensible default. Providers fetch bytes with :func:`hanzo_cli.download.download` and, when
-they keep models in hanzo's store, write them with :class:`hanzo_cli.store.Store`.
+A provider needs only ``name``, :meth:`Provider.pull` and :meth:`Provider.list`; everything else has
+a sensible default. Providers fetch bytes with :func:`hanzo_cli.api.download` and, when they keep
+models in Ollama's layout, write them with :class:`hanzo_cli.api.Store`.
+
+Two optional capabilities are declared here so plugins can offer them to each other without
+importing each other: :meth:`Provider.serving_url` (a provider whose own server can serve a model,
+which the node then uses) and :class:`FileSource` (a provider that resolves repository names to
+verified files and fetches them into any folder; LM Studio pulls through the Hugging Face one).
 """
 
 from __future__ import annotations
@@ -10,14 +15,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from hanzo_cli.errors import HanzoError, NotFoundError
-
-if TYPE_CHECKING:
-    import click
+from hanzo_cli.errors import HanzoError, ModelNotFoundError
 
 
 @dataclass
@@ -35,7 +37,8 @@ class ModelFile:
 
 @dataclass
 class ModelInfo:
-    """A model as a provider reports it. ``path`` is the main model file (the GGUF) if local."""
+    """A model as a provider reports it. ``path`` is the main model file (the GGUF, or the folder of
+    a safetensors model) if local."""
 
     provider: str
     name: str
@@ -45,6 +48,11 @@ class ModelInfo:
     modified_at: datetime | None = None
     files: list[ModelFile] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """``provider:name``: a reference that names exactly this model."""
+        return f"{self.provider}:{self.name}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,16 +67,36 @@ class ModelInfo:
         }
 
 
-def mtime(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+@dataclass(frozen=True)
+class PullOption:
+    """A provider-specific option of ``hanzo model:pull``, declared as data.
+
+    Several providers may declare an option of the same ``name`` (``--file``, ``--revision``); they
+    must agree on its shape (flags, ``is_flag``, ``multiple``). ``model:pull`` shows which providers
+    take each option and refuses one the chosen provider does not declare.
+    """
+
+    name: str  # the Python name, the key in PullOptions.extra: "file", "via_lms"
+    flags: tuple[str, ...]  # ("--file",)
+    help: str
+    metavar: str | None = None
+    is_flag: bool = False
+    multiple: bool = False
+
+    def shape(self) -> tuple[tuple[str, ...], bool, bool]:
+        return (self.flags, self.is_flag, self.multiple)
+
+    def is_set(self, value: Any) -> bool:
+        """Whether ``value`` (as Click parsed it) means the user gave the option."""
+        return bool(value) if (self.is_flag or self.multiple) else value is not None
 
 
 @dataclass(frozen=True)
 class PullOptions:
     """What ``model:pull`` passes to a provider.
 
-    ``extra`` holds the values of the provider-specific options the provider declared in
-    :attr:`Provider.pull_options` (keyed by the option's Python name).
+    ``extra`` holds the values of the provider's own :attr:`Provider.pull_options` that the user gave,
+    keyed by the option's ``name`` (an option not given is absent).
     """
 
     insecure: bool = False
@@ -91,8 +119,8 @@ class Provider(ABC):
     priority: ClassVar[int] = 100
     #: False for providers that only hold models put there by hand (``local``).
     can_pull: ClassVar[bool] = True
-    #: Extra ``click.Option`` objects this provider adds to ``hanzo model:pull``.
-    pull_options: ClassVar[Sequence[click.Option]] = ()
+    #: The provider-specific options of ``hanzo model:pull`` this provider takes.
+    pull_options: ClassVar[Sequence[PullOption]] = ()
 
     def accepts(self, name: str) -> bool:
         """Whether ``name`` is syntactically a name of this provider (no I/O)."""
@@ -100,7 +128,11 @@ class Provider(ABC):
 
     @abstractmethod
     def pull(self, name: str, options: PullOptions) -> ModelInfo:
-        """Fetch the model (resuming and verifying) and return it as it now is on disk."""
+        """Fetch the model (resuming and verifying) and return it as it now is on disk.
+
+        Raise :class:`~hanzo_cli.errors.ModelNotFoundError` when the source has no such model (the
+        next provider is tried); any other error ends the pull.
+        """
 
     @abstractmethod
     def list(self) -> Iterable[ModelInfo]:
@@ -121,9 +153,78 @@ class Provider(ABC):
     def show(self, name: str) -> ModelInfo:
         info = self.get(name)
         if info is None:
-            raise NotFoundError(f"model {name!r} not found in {self.name}")
+            raise ModelNotFoundError(f"model {name!r} not found in {self.name}")
         return info
 
     def delete(self, name: str) -> ModelInfo:
         """Remove the model's files; return what was removed."""
         raise HanzoError(f"provider {self.name!r} cannot delete models")
+
+    def serving_url(self, model: ModelInfo) -> str | None:
+        """The base URL of a running server of this provider's that serves ``model`` through
+        Ollama's API (``/api/embed`` …), or None. The node uses it instead of loading the model
+        itself. Default: None."""
+        return None
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a resolved repository: its path in the repo, size and sha256 where known."""
+
+    path: str
+    size: int
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What :meth:`FileSource.resolve_files` found: exact files at an exact commit.
+
+    ``gguf`` is set when the files form one GGUF model; ``default_among`` when its quant was chosen
+    by preference rather than asked for (it lists the quants there were). ``handle`` is the source's
+    own data for :meth:`FileSource.fetch_file`; callers pass it back untouched.
+    """
+
+    repo_id: str
+    revision: str
+    commit: str
+    files: tuple[RemoteFile, ...]
+    where: str
+    gguf: Any = None  # hanzo_cli.ggufnames.GGUFModel
+    default_among: str | None = None
+    handle: Any = field(default=None, repr=False, compare=False)
+
+
+class FileSource(ABC):
+    """A provider that resolves repository names to files and fetches them into any folder.
+
+    Another plugin finds one with ``hanzo_cli.api.file_source("huggingface")`` and never imports the
+    plugin that implements it.
+    """
+
+    @abstractmethod
+    def resolve_files(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        quant: str | None = None,
+        file: str | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> Resolved:
+        """Resolve a repo and a choice (a quant, a file, patterns, or the default) to files."""
+
+    @abstractmethod
+    def fetch_file(self, resolved: Resolved, file: RemoteFile, dest: Path) -> str:
+        """Download ``file`` to ``dest`` resumably, verify it, and return its sha256 (hex).
+
+        Nothing appears at ``dest`` until it is verified; files in progress are kept only under
+        the names :meth:`side_files` lists.
+        """
+
+    def side_files(self, dest: Path) -> list[Path]:
+        """Files :meth:`fetch_file` may write beside ``dest`` while it works."""
+        from hanzo_cli.download import side_files
+
+        return side_files(dest)

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.errors import HanzoError, MissingPluginError
+from hanzo_cli.extras import missing_plugin_hint
 
 TASKS = ("embed", "rerank", "generate")
 
@@ -80,8 +81,6 @@ def choose_runtime(
     if forced:
         by_name = {r.name: r for r in runtimes}
         if forced not in by_name:
-            from hanzo_cli.plugins import missing_plugin_hint
-
             hint = missing_plugin_hint("runtime", forced)
             known = ", ".join(by_name) or "none installed"
             raise HanzoError(f"unknown runtime {forced!r} (installed: {known}){hint}")
@@ -96,9 +95,7 @@ def choose_runtime(
         if runtime.supports(architecture, task):
             return runtime
     if not runtimes:
-        from hanzo_cli.plugins import missing_plugin_hint
-
-        raise HanzoError(f"no runtime is installed{missing_plugin_hint('runtime', 'llamacpp')}")
+        raise MissingPluginError(f"no runtime is installed{missing_plugin_hint('runtime', 'llamacpp')}")
     listing = "; ".join(f"{r.name}: {describe(r)}" for r in runtimes)
     raise HanzoError(
         f"no installed runtime can {task} a model of architecture {architecture or 'unknown'!r} ({listing})"

@@ -18,12 +18,13 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hanzo_cli.errors import HanzoError, NotFoundError
+from hanzo_cli.errors import HanzoError, ModelNotFoundError
+from hanzo_cli.fsutil import atomic_write, fsync_dir
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,10 +32,11 @@ if TYPE_CHECKING:
     import httpx
 
     from hanzo_cli.output import ProgressBar
-    from hanzo_cli.providers import ModelInfo
 
 DIGEST_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
 DEFAULT_HOST = "registry.ollama.ai"
+#: The host of models imported by hand (``hanzo model:import``): ``manifests/local/…``.
+LOCAL_HOST = "local"
 DEFAULT_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -59,36 +61,6 @@ def digest_hex(digest: object) -> str:
     if not match:
         raise HanzoError(f"invalid blob digest {str(digest)[:80]!r}")
     return match.group(1)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -237,7 +209,7 @@ class Store:
 
     @classmethod
     def default(cls) -> Store:
-        from hanzo_cli.config import store_dir
+        from hanzo_cli.constants import store_dir
 
         return cls(store_dir())
 
@@ -396,28 +368,12 @@ class Store:
         except (HanzoError, OSError):
             return set()
 
-    def model_infos(
-        self, provider: str, hosts: Callable[[str], bool], *, default_host: str = DEFAULT_HOST
-    ) -> Iterator[ModelInfo]:
-        """:meth:`model_info` of every manifest whose host ``hosts`` accepts. An unreadable one is
-        skipped with a warning: the store may be shared with Ollama, and one bad file must not
-        hide every model."""
-        from hanzo_cli.output import warn
-
-        for name, path in self.manifests():
-            if not hosts(name.host):
-                continue
-            try:
-                yield self.model_info(provider, name, path, default_host=default_host)
-            except (HanzoError, OSError) as exc:
-                warn(f"{provider}: skipping {path}: {getattr(exc, 'message', exc)}")
-
     def delete(self, name: ManifestName) -> list[Path]:
         """Remove a manifest, then its blobs that no other manifest references."""
         with self.lock():
             found = self.find_manifest(name)
             if found is None:
-                raise NotFoundError(f"model {name.display()!r} not found")
+                raise ModelNotFoundError(f"model {name.display()!r} not found")
             _, path = found
             mine = self.blob_digests(path)
             path.unlink()
@@ -451,33 +407,3 @@ class Store:
             except OSError:
                 return
             folder = folder.parent
-
-    def model_info(
-        self, provider: str, name: ManifestName, path: Path, *, default_host: str = DEFAULT_HOST
-    ) -> ModelInfo:
-        """A :class:`ModelInfo` for a stored manifest; ``path`` is the model layer's blob."""
-        from hanzo_cli.providers import ModelFile, ModelInfo, mtime
-
-        manifest = self.read_manifest(path)
-        model_layer = manifest.model_layer()
-        files = [
-            ModelFile(self.blob_path(layer.digest), layer.size, layer.digest, layer.kind)
-            for layer in manifest.blobs
-        ]
-        missing = [f.digest for f in files if not f.path.exists()]
-        details: dict[str, Any] = {
-            "manifest": str(path),
-            "model_digest": model_layer.digest if model_layer else None,
-        }
-        if missing:
-            details["missing_blobs"] = missing
-        return ModelInfo(
-            provider=provider,
-            name=name.display(default_host),
-            size=manifest.total_size,
-            digest=manifest.digest,
-            path=self.blob_path(model_layer.digest) if model_layer else None,
-            modified_at=mtime(path),
-            files=files,
-            details=details,
-        )

@@ -9,20 +9,41 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from hanzo_cli.hookspecs import hookimpl
-from hanzo_cli.providers import ModelInfo, Provider, PullOptions
+import click
 
-if TYPE_CHECKING:
-    from hanzo_cli.store import ManifestName, Store
-
-LOCAL_HOST = "local"
+from hanzo_cli.api import (
+    CONFIG_MEDIA_TYPE,
+    LOCAL_HOST,
+    MANIFEST_MEDIA_TYPE,
+    MODEL_MEDIA_TYPE,
+    HanzoError,
+    ManifestName,
+    ModelInfo,
+    ModelNotFoundError,
+    Provider,
+    PullOptions,
+    Store,
+    echo_json,
+    get_provider,
+    has_gguf_magic,
+    hookimpl,
+    human_size,
+    manifest_model_info,
+    manifest_model_infos,
+    read_gguf_info,
+)
 
 
 @hookimpl
 def register_providers(register: Callable[[Provider], None]) -> None:
     register(LocalProvider())
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(import_cmd)
 
 
 class LocalProvider(Provider):
@@ -36,22 +57,15 @@ class LocalProvider(Provider):
 
     @property
     def store(self) -> Store:
-        from hanzo_cli.store import Store
-
         return Store(self._root) if self._root else Store.default()
 
     def _name(self, name: str) -> ManifestName:
-        from hanzo_cli.errors import HanzoError
-        from hanzo_cli.store import ManifestName
-
         parsed = ManifestName.parse(name, host=LOCAL_HOST)
         if parsed.host != LOCAL_HOST:
             raise HanzoError(f"local model names are [namespace/]model[:tag], not {name!r}")
         return parsed
 
     def accepts(self, name: str) -> bool:
-        from hanzo_cli.errors import HanzoError
-
         try:
             self._name(name)
         except HanzoError:
@@ -59,16 +73,14 @@ class LocalProvider(Provider):
         return True
 
     def pull(self, name: str, options: PullOptions) -> ModelInfo:
-        from hanzo_cli.errors import HanzoError
-
         raise HanzoError("the local provider has nothing to pull; use: hanzo model:import PATH --name NAME")
 
     def list(self) -> Iterable[ModelInfo]:
-        return self.store.model_infos(self.name, lambda host: host == LOCAL_HOST, default_host=LOCAL_HOST)
+        return manifest_model_infos(
+            self.store, self.name, lambda host: host == LOCAL_HOST, default_host=LOCAL_HOST
+        )
 
     def get(self, name: str) -> ModelInfo | None:
-        from hanzo_cli.errors import HanzoError
-
         try:
             mname = self._name(name)
         except HanzoError:
@@ -77,29 +89,23 @@ class LocalProvider(Provider):
         found = store.find_manifest(mname)
         if found is None:
             return None
-        return store.model_info(self.name, found[0], found[1], default_host=LOCAL_HOST)
+        return manifest_model_info(store, self.name, found[0], found[1], default_host=LOCAL_HOST)
 
     def delete(self, name: str) -> ModelInfo:
-        from hanzo_cli.errors import HanzoError, NotFoundError
-
         try:
             info = self.get(name)
         except HanzoError:
             info = None  # an unreadable manifest can still be deleted
         mname = self._name(name)
         if info is None and self.store.find_manifest(mname) is None:
-            raise NotFoundError(f"model {name!r} not found in local")
+            raise ModelNotFoundError(f"model {name!r} not found in local")
         self.store.delete(mname)
         return info or ModelInfo(self.name, mname.display(LOCAL_HOST))
 
     def import_file(self, path: Path, name: str) -> ModelInfo:
         """Copy a GGUF into the store as ``name`` (replacing an earlier import of that name)."""
-        from hanzo_cli.errors import HanzoError
-        from hanzo_cli.gguf_info import is_gguf, read_gguf_info
-        from hanzo_cli.store import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, MODEL_MEDIA_TYPE
-
         mname = self._name(name)
-        if not is_gguf(path):
+        if not has_gguf_magic(path):
             raise HanzoError(f"{path} is not a GGUF file (only GGUF models can be imported)")
         gguf = read_gguf_info(path)  # also rejects truncated/corrupt headers before copying
         store = self.store
@@ -125,3 +131,20 @@ class LocalProvider(Provider):
         if found is None:  # pragma: no cover - we just wrote it
             raise HanzoError(f"import of {name!r} did not produce a model")
         return found
+
+
+@click.command("model:import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Name to give it: [namespace/]model[:tag].")
+@click.option("--json", "as_json", is_flag=True, help="Print the imported model as JSON.")
+def import_cmd(path: Path, name: str, as_json: bool) -> None:
+    """Import a local GGUF file into hanzo's store (as the 'local' provider)."""
+    local = get_provider("local")
+    assert isinstance(local, LocalProvider)
+    imported = local.import_file(path, name)
+    if as_json:
+        echo_json(imported.to_json())
+    else:
+        click.echo(
+            f"imported local:{imported.name} ({human_size(imported.size)}) -> {imported.path}", err=True
+        )

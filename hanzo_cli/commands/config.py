@@ -39,7 +39,8 @@ def get_cmd(key: str | None, as_json: bool) -> None:
 @click.option("--unset", is_flag=True, help="Remove the setting.")
 def set_cmd(key: str, value: str | None, unset: bool) -> None:
     """Store a setting in hanzo's config file, e.g. config:set embedding.model qwen3-embedding-0.6b."""
-    from hanzo_cli.config import config_path, set_setting
+    from hanzo_cli.config import set_setting
+    from hanzo_cli.constants import config_path
 
     if (value is None) != unset:
         raise click.UsageError("give a VALUE or --unset")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
+from hanzo_cli.errors import HanzoError, PluginError
 from hanzo_cli.hookspecs import hookimpl
+from hanzo_cli.providers import Provider, PullOption, PullOptions
 
 
 class PullCommand(click.Command):
     """``model:pull`` with the providers' own options added when it is parsed, not at start-up
-    (``hanzo --help`` must not import the providers)."""
+    (``hanzo --help`` must not import the providers). Each option's help names the providers that
+    take it; the values of those given reach the provider in ``PullOptions.extra``."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
@@ -20,16 +22,43 @@ class PullCommand(click.Command):
             from hanzo_cli.plugins import registry
 
             providers = list(registry().providers.values())
-        except click.ClickException:
+        except HanzoError:
             return params
-        seen = {p.name for p in params}
-        extra: list[click.Parameter] = []
-        for provider in providers:
-            for option in provider.pull_options:
-                if option.name not in seen:
-                    seen.add(option.name)
-                    extra.append(option)
-        return params[:-1] + extra + params[-1:]  # keep --help last
+        return params[:-1] + provider_options(providers) + params[-1:]  # keep --help last
+
+
+def provider_options(providers: list[Provider]) -> list[click.Parameter]:
+    """One Click option per declared :class:`PullOption` name, its help naming its providers."""
+    declared: dict[str, PullOption] = {}
+    owners: dict[str, list[str]] = {}
+    for provider in providers:
+        for option in provider.pull_options:
+            first = declared.setdefault(option.name, option)
+            if first.shape() != option.shape():
+                raise PluginError(
+                    f"providers {owners[option.name][0]!r} and {provider.name!r} declare pull option "
+                    f"{option.name!r} differently"
+                )
+            owners.setdefault(option.name, []).append(provider.name)
+    return [
+        click.Option(
+            list(option.flags),
+            option.name,
+            metavar=option.metavar,
+            is_flag=option.is_flag,
+            multiple=option.multiple,
+            help=f"{option.help} [{', '.join(owners[name])}]",
+        )
+        for name, option in declared.items()
+    ]
+
+
+def given_options(providers: list[Provider], values: dict[str, Any]) -> dict[str, Any]:
+    """The provider-specific options the user actually gave, by name."""
+    declared = {o.name: o for p in providers for o in p.pull_options}
+    return {
+        name: value for name, value in values.items() if name in declared and declared[name].is_set(value)
+    }
 
 
 @click.command("model:pull", cls=PullCommand)
@@ -43,13 +72,17 @@ class PullCommand(click.Command):
 def pull_cmd(
     ref: str, provider: str | None, insecure: bool, quiet: bool, as_json: bool, **extra: Any
 ) -> None:
-    """Pull a model: REF is [provider:]name or a catalog alias (qwen3-embedding-8b)."""
+    """Pull a model: REF is [provider:]name or a catalog alias (qwen3-embedding-8b).
+
+    Options marked [provider, ...] are taken only by those providers; giving one to another
+    provider is an error."""
     from hanzo_cli import models
     from hanzo_cli.output import echo_json, human_size, info, set_quiet
-    from hanzo_cli.providers import PullOptions
+    from hanzo_cli.plugins import registry
 
     set_quiet(quiet)
-    pulled = models.pull(ref, provider, PullOptions(insecure=insecure, quiet=quiet, extra=extra))
+    given = given_options(list(registry().providers.values()), extra)
+    pulled = models.pull(ref, provider, PullOptions(insecure=insecure, quiet=quiet, extra=given))
     if as_json:
         echo_json(pulled.to_json())
     else:
@@ -71,7 +104,7 @@ def list_cmd(provider: str | None, as_json: bool) -> None:
     for p in providers:
         try:
             rows.extend(p.list())
-        except click.ClickException as exc:
+        except HanzoError as exc:
             if provider:
                 raise
             warn(f"{p.name}: {exc.message}")
@@ -98,12 +131,12 @@ def list_cmd(provider: str | None, as_json: bool) -> None:
 def show_cmd(ref: str, provider: str | None, as_json: bool) -> None:
     """Show a pulled model: files, size, digest and its GGUF metadata."""
     from hanzo_cli import models
-    from hanzo_cli.gguf_info import is_gguf, read_gguf_info
+    from hanzo_cli.gguf_info import has_gguf_magic, read_gguf_info
     from hanzo_cli.output import echo_json, human_size
 
     found = models.show(ref, provider)
     data = found.to_json()
-    gguf = read_gguf_info(found.path).to_json() if found.path and is_gguf(found.path) else None
+    gguf = read_gguf_info(found.path).to_json() if found.path and has_gguf_magic(found.path) else None
     data["gguf"] = gguf
     if as_json:
         echo_json(data)
@@ -146,7 +179,7 @@ def delete_cmd(ref: str, provider: str | None, yes: bool) -> None:
     import sys
 
     from hanzo_cli import models
-    from hanzo_cli.errors import HanzoError, NotFoundError
+    from hanzo_cli.errors import NotFoundError
     from hanzo_cli.output import human_size
     from hanzo_cli.providers import ModelInfo
 
@@ -167,27 +200,6 @@ def delete_cmd(ref: str, provider: str | None, yes: bool) -> None:
         click.echo(f"deleted {found.provider}:{found.name}", err=True)
         return
     raise NotFoundError(f"model {ref!r} not found")
-
-
-@click.command("model:import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", required=True, help="Name to give it: [namespace/]model[:tag].")
-@click.option("--json", "as_json", is_flag=True, help="Print the imported model as JSON.")
-def import_cmd(path: Path, name: str, as_json: bool) -> None:
-    """Import a local GGUF file into hanzo's store (as the 'local' provider)."""
-    from hanzo_cli.builtin.local import LocalProvider
-    from hanzo_cli.output import echo_json, human_size
-    from hanzo_cli.plugins import registry
-
-    local = registry().provider("local")
-    assert isinstance(local, LocalProvider)
-    imported = local.import_file(path, name)
-    if as_json:
-        echo_json(imported.to_json())
-    else:
-        click.echo(
-            f"imported local:{imported.name} ({human_size(imported.size)}) -> {imported.path}", err=True
-        )
 
 
 @click.command("plugins")
@@ -221,5 +233,5 @@ def plugins_cmd(as_json: bool, show_all: bool) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    for command in (pull_cmd, list_cmd, show_cmd, delete_cmd, import_cmd, plugins_cmd):
+    for command in (pull_cmd, list_cmd, show_cmd, delete_cmd, plugins_cmd):
         cli.add_command(command)

@@ -165,7 +165,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
 def logs_cmd(follow: bool, lines: int) -> None:
     """Show the node's log (the last node's, if none is running)."""
     from hanzo_cli import node
-    from hanzo_cli.config import log_dir
+    from hanzo_cli.constants import log_dir
     from hanzo_cli.errors import HanzoError
 
     state = node.running()

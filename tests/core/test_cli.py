@@ -228,3 +228,26 @@ def test_corrupt_manifest_hides_nothing_and_can_be_deleted(tiny_gguf: Path, isol
     assert proc.returncode == 0, proc.stderr
     assert not manifest.exists()
     assert [m["name"] for m in hanzo_json("model:list", "--json")] == ["team/b:v1"]
+
+
+def test_an_option_the_provider_does_not_take_is_refused() -> None:
+    # The reproduction: --file and --include belong to other providers than ollama.
+    proc = run_hanzo("model:pull", "--provider", "ollama", "some/model:tag", "--file", "x")
+    fragment = "--file is not an option of provider ollama (it is taken by: huggingface, lmstudio)"
+    assert_one_line_error(proc, fragment, code=2)
+    proc = run_hanzo("model:pull", "--provider", "huggingface", "org/repo", "--native")
+    fragment = "--native is not an option of provider huggingface (it is taken by: ollama)"
+    assert_one_line_error(proc, fragment, code=2)
+
+
+def test_pull_help_names_the_providers_of_each_option() -> None:
+    text = run_hanzo("model:pull", "--help").stdout
+    flat = " ".join(text.split())
+    assert "[huggingface, lmstudio]" in flat  # --file and --revision are shared
+    assert "[ollama]" in flat and "[lmstudio]" in flat
+
+
+def test_errors_know_nothing_of_click() -> None:
+    code = "import sys, hanzo_cli.errors, hanzo_cli.store, hanzo_cli.providers, hanzo_cli.gguf_info\nprint('click' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

@@ -20,7 +20,13 @@ import pytest
 
 import hanzo_cli.download as dl
 from hanzo_cli.download import DownloadResult, download
-from hanzo_cli.errors import DiskFullError, DownloadError, IntegrityError, NotFoundError
+from hanzo_cli.errors import (
+    DiskFullError,
+    DownloadError,
+    IntegrityError,
+    ModelNotFoundError,
+    RemoteFileNotFoundError,
+)
 from tests.fixtures.fileserver import FileServer, Handler
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -444,8 +450,10 @@ def test_reset_on_a_server_without_ranges_restarts_from_zero(server: FileServer,
 def test_not_found(server: FileServer, tmp_path: Path, status: int) -> None:
     server.add_file("/blob", b"x", status=status)
     dest = tmp_path / "f"
-    with pytest.raises(NotFoundError, match=f"HTTP {status}"):
+    with pytest.raises(RemoteFileNotFoundError, match=f"HTTP {status}") as raised:
         download(server.url("/blob") + "?X-Amz-Signature=secret", dest)
+    # A missing file is a broken source, never "this provider has no such model".
+    assert not isinstance(raised.value, ModelNotFoundError)
     assert server.file("/blob").requests == 1  # no retries for a 404
     assert not dest.exists() and leftovers(dest) == ["f.partial.lock"]
 
@@ -456,7 +464,7 @@ def test_unauthorized_fails_at_once_without_leaking_query(server: FileServer, tm
     url = server.url("/blob") + "?token=secret"
     with pytest.raises(DownloadError) as info:
         download(url, tmp_path / "f", size=len(data))
-    message = info.value.format_message()
+    message = str(info.value)
     assert "HTTP 401" in message and server.url("/blob") in message and "secret" not in message
     assert "\n" not in message
     assert server.file("/blob").requests == 1

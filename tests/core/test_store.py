@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hanzo_cli.errors import HanzoError, NotFoundError
+from hanzo_cli.manifest_models import manifest_model_info
 from hanzo_cli.store import (
     CONFIG_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
@@ -103,7 +104,7 @@ def test_write_list_info_delete_keeps_shared_blobs(tmp_path: Path) -> None:
     store.write_manifest(b, _manifest(store, {"model": b"GGUF-shared", "template": b"{{ .Prompt }}"}))
     assert [n for n, _ in store.manifests()] == [a, b]
 
-    info = store.model_info("test", a, store.manifest_path(a))
+    info = manifest_model_info(store, "test", a, store.manifest_path(a))
     assert info.name == "ns/a:v1"
     assert info.path == store.blob_path("sha256:" + hashlib.sha256(b"GGUF-shared").hexdigest())
     assert info.digest == "sha256:" + hashlib.sha256(store.manifest_path(a).read_bytes()).hexdigest()

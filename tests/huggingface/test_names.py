@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from hanzo_huggingface.refs import HubRef, check_object_id, check_repo_path, check_revision, parse
-from hanzo_huggingface.selection import choose, gguf_models, quant_of
+from hanzo_huggingface.selection import choose
 
 from hanzo_cli.errors import HanzoError, NotFoundError
+from hanzo_cli.ggufnames import gguf_models, quant_of
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hanzo_cli import models
-from hanzo_cli.errors import HanzoError, IntegrityError, NotFoundError
+from hanzo_cli.errors import HanzoError, IntegrityError, NotFoundError, RemoteFileNotFoundError
 from hanzo_cli.providers import ModelInfo, PullOptions
 from tests.helpers import assert_one_line_error, hanzo_json, run_hanzo
 from tests.huggingface.conftest import listed, minilm_files, scanned
@@ -248,7 +248,7 @@ def test_hub_errors_each_get_their_own_message(hub: FakeHub) -> None:
         hub.error(handler, 404, "EntryNotFound", "Entry not found", commit)
 
     hub.server.add_route(f"/org/errs-GGUF/resolve/{commit}/m-F16.gguf", gone)
-    with pytest.raises(NotFoundError, match=r"file 'm-F16\.gguf' not found in org/errs-GGUF"):
+    with pytest.raises(RemoteFileNotFoundError, match=r"file 'm-F16\.gguf' not found in org/errs-GGUF"):
         pull("org/errs-GGUF:F16")
 
     # a token without read access to the repo

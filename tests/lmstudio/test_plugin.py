@@ -25,4 +25,4 @@ def test_importing_the_plugin_is_cheap() -> None:
     code = "import sys, hanzo_lmstudio\n"
     code += "print(sorted(m for m in sys.modules if m.startswith(('httpx', 'hanzo'))))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "['hanzo_cli', 'hanzo_cli.hookspecs', 'hanzo_lmstudio']"
+    assert proc.stdout.strip() == "['hanzo_cli', 'hanzo_cli.api', 'hanzo_cli.hookspecs', 'hanzo_lmstudio']"

@@ -89,7 +89,6 @@ def test_default_quant_and_file(
     assert "default" in said and "F16" in said  # ...and what else there is
     f16 = f"{REPO}/Qwen3-Embedding-0.6B-f16.gguf"
     assert pull(REPO, file="Qwen3-Embedding-0.6B-f16.gguf").name == f16
-    assert pull(REPO, file=("Qwen3-Embedding-0.6B-f16.gguf",)).name == f16  # a multiple=True --file
     assert pull(f16).name == f16
 
 
@@ -128,10 +127,10 @@ def test_refusals(lms_dir: Path, hub: FakeHub, qwen_repo: str) -> None:
         pull(REPO, file="README.md")
     with pytest.raises(HanzoError, match="not both"):
         pull(f"{REPO}:Q8_0", file="x.gguf")
-    with pytest.raises(HanzoError, match="one GGUF model"):
-        pull(REPO, include=("*.gguf",))
-    with pytest.raises(HanzoError, match="once"):
-        pull(REPO, file=("a.gguf", "b.gguf"))
+    # --include belongs to the huggingface provider: the command refuses it before any request
+    proc = run_hanzo("model:pull", f"lms:{REPO}", "--include", "*.gguf")
+    refused = "--include is not an option of provider lmstudio (it is taken by: huggingface)"
+    assert_one_line_error(proc, refused, code=2)
     hub.add_repo("org/vlm-GGUF", {"mmproj-model-f16.gguf": b"p", "model-Q8_0.gguf": b"m"})
     with pytest.raises(HanzoError, match=r"mmproj-model-f16\.gguf is not a GGUF model"):
         pull("org/vlm-GGUF", file="mmproj-model-f16.gguf")

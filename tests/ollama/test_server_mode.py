@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from hanzo_ollama.provider import OllamaProvider
 from hanzo_ollama.server import OllamaServer, ollama_host
 
 from hanzo_cli.errors import HanzoError, NotFoundError
-from hanzo_cli.providers import PullOptions
+from hanzo_cli.providers import ModelInfo, PullOptions
 from tests.fixtures.registry import Registry
 from tests.helpers import assert_one_line_error, hanzo_json, run_hanzo
 from tests.ollama.fake_ollama import FakeModel, FakeOllama
@@ -148,33 +147,17 @@ def test_delete_of_an_unknown_model_is_not_found(ollama_api: FakeOllama) -> None
     assert_one_line_error(proc, "not found")
 
 
-def test_embed_through_the_server(ollama_api: FakeOllama) -> None:
+def test_serving_url_names_the_server_only_for_models_it_has(
+    ollama_api: FakeOllama, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ollama_api.add(EMBED, installed=True)
     provider = OllamaProvider()
-
-    vectors = provider.embed(EMBED.name, ["a cat", "a dog", "a cat"])
-
-    assert len(vectors) == 3 and all(len(v) == EMBED.dims for v in vectors)
-    assert vectors[0] == vectors[2] != vectors[1]
-    assert all(math.isclose(math.hypot(*v), 1.0) for v in vectors)
-    [call] = ollama_api.calls("/api/embed")
-    assert call.body == {"model": EMBED.name, "input": ["a cat", "a dog", "a cat"], "truncate": True}
-
-    cut = provider.embed(EMBED.name, ["a cat"], dimensions=4)
-    assert len(cut[0]) == 4
-    assert ollama_api.calls("/api/embed")[1].body["dimensions"] == 4
-
-
-def test_embed_failures(ollama_api: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
-    ollama_api.add(CHAT, installed=True)
-    provider = OllamaProvider()
-    with pytest.raises(NotFoundError, match="try pulling it first"):
-        provider.embed("nosuch", ["x"])
-    with pytest.raises(HanzoError, match="does not support embeddings"):
-        provider.embed(CHAT.name, ["x"])
-    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
-    with pytest.raises(HanzoError, match=r"no Ollama server answers at http://127\.0\.0\.1:9"):
-        provider.embed(CHAT.name, ["x"])
+    served = ModelInfo("ollama", EMBED.name)
+    assert provider.serving_url(served) == ollama_api.url.rstrip("/")
+    assert provider.serving_url(ModelInfo("ollama", "nosuch:latest")) is None
+    assert provider.serving_url(ModelInfo("huggingface", EMBED.name)) is None
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")  # nothing answers there
+    assert OllamaProvider().serving_url(served) is None
 
 
 @pytest.mark.parametrize(

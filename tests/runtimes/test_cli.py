@@ -73,8 +73,9 @@ def test_query_on_a_model_without_instructions_warns(cli_minilm: str) -> None:
 
 def test_qwen3_query_flag_changes_the_vector(llama_cpp: None, tiny_qwen3_gguf: Path, import_model) -> None:  # type: ignore[no-untyped-def]
     ref = import_model(tiny_qwen3_gguf, "tiny-qwen3")
-    document = hanzo_json("embedding:test", "the cat", "-m", ref, "--json")["embeddings"][0]
-    query = hanzo_json("embedding:test", "the cat", "-m", ref, "--query", "--json")["embeddings"][0]
+    env = {"HANZO_PLUGINS": "llamacpp,huggingface"}  # the catalog with the Qwen3-Embedding family rule
+    document = hanzo_json("embedding:test", "the cat", "-m", ref, "--json", env=env)["embeddings"][0]
+    query = hanzo_json("embedding:test", "the cat", "-m", ref, "--query", "--json", env=env)["embeddings"][0]
     assert not np.allclose(document, query, atol=1e-3)
 
 

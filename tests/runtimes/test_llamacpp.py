@@ -7,7 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hanzo_cli.embedding import DEFAULT_QUERY_TASK, EmbeddingModel, cosine_matrix, load_embedding_model
+from hanzo_cli.embedding import EmbeddingModel, cosine_matrix, load_embedding_model
+from hanzo_cli.plugins import reset_for_tests
+
+DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
 from hanzo_cli.errors import HanzoError
 
 CAT = "A cat sits on the mat"
@@ -141,7 +144,25 @@ def test_qwen3_uses_last_token_pooling_like_llama_cpp(tiny_qwen3: str, tiny_qwen
         model.close()
 
 
-def test_qwen3_query_gets_the_instruction_prefix_documents_do_not(tiny_qwen3: str) -> None:
+def test_query_rules_come_from_the_catalog_not_the_architecture(
+    tiny_qwen3: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only runtime plugins: no catalog entry declares the Qwen3-Embedding family's instruction, so a
+    # qwen3 GGUF with last-token pooling gets none (the core knows no model family by itself).
+    model = load_embedding_model(tiny_qwen3, pull=False)
+    try:
+        assert model.query_format is None and model.prepare("the cat", query=True) == "the cat"
+    finally:
+        model.close()
+
+
+def test_qwen3_query_gets_the_instruction_prefix_documents_do_not(
+    tiny_qwen3: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Hugging Face plugin's catalog declares the Qwen3-Embedding family's query instruction; the
+    # tiny model's GGUF name (tiny-qwen3-embedding) puts it in that family.
+    monkeypatch.setenv("HANZO_PLUGINS", "llamacpp,huggingface")
+    reset_for_tests()
     model = load_embedding_model(tiny_qwen3, pull=False)
     try:
         text = "the cat"

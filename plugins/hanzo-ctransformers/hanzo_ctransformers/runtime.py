@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from hanzo_cli.errors import HanzoError
-from hanzo_cli.runtimes import Embedder, Runtime
+from hanzo_cli.api import Embedder, HanzoError, Runtime
 
 if TYPE_CHECKING:
     from ctransformers import LLM

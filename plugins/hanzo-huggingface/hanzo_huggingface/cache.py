@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.api import HanzoError
 from hanzo_huggingface.refs import (
     DEFAULT_REVISION,
     check_object_id,

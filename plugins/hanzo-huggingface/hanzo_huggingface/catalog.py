@@ -9,9 +9,17 @@ no reranker GGUFs, so the rerankers are community conversions made with llama.cp
 
 from __future__ import annotations
 
-from hanzo_cli.catalog import CatalogEntry
+from hanzo_cli.api import CatalogEntry
 
 PROVIDER = "huggingface"
+
+#: Qwen3-Embedding's query instruction and the retrieval task of its README: queries get it,
+#: documents go in as they are. ``family`` applies it to any GGUF of the family, whatever its name.
+QWEN3_EMBEDDING = {
+    "query_format": "Instruct: {task}\nQuery:{text}",
+    "query_task": "Given a web search query, retrieve relevant passages that answer the query",
+    "family": "Qwen3-Embedding",
+}
 
 ENTRIES = (
     CatalogEntry(
@@ -20,6 +28,7 @@ ENTRIES = (
         "Qwen/Qwen3-Embedding-8B-GGUF:Q5_K_M",
         tier="flagship",
         dimensions=4096,
+        **QWEN3_EMBEDDING,
     ),
     CatalogEntry(
         "qwen3-embedding-4b",
@@ -27,6 +36,7 @@ ENTRIES = (
         "Qwen/Qwen3-Embedding-4B-GGUF:Q5_K_M",
         tier="balanced",
         dimensions=2560,
+        **QWEN3_EMBEDDING,
     ),
     CatalogEntry(
         "qwen3-embedding-0.6b",
@@ -34,6 +44,7 @@ ENTRIES = (
         "Qwen/Qwen3-Embedding-0.6B-GGUF:Q8_0",
         tier="lightweight",
         dimensions=1024,
+        **QWEN3_EMBEDDING,
     ),
     CatalogEntry(
         "qwen3-reranker-4b",

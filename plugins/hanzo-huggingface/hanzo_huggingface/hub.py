@@ -3,8 +3,8 @@
 Metadata comes from huggingface_hub (``model_info`` for the commit, ``list_repo_tree`` at that commit
 for paths, sizes, git object ids and LFS sha256s, ``get_hf_file_metadata`` for each file before it
 is fetched); bytes come from hanzo's downloader, which resumes across processes — something
-huggingface_hub stopped doing in 1.18. Other plugins reuse this module (LM Studio downloads GGUFs
-from the Hub into its own folder with :func:`resolve` and :func:`fetch_file`).
+huggingface_hub stopped doing in 1.18. Other plugins reach it only through the provider's
+:class:`~hanzo_cli.api.FileSource` methods.
 
 Settings are read from the environment at call time (``HF_ENDPOINT``, ``HF_HUB_CACHE`` / ``HF_HOME``,
 ``HF_HUB_OFFLINE``; the token from ``HF_TOKEN`` or ``hf auth login``), not when huggingface_hub was
@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hanzo_cli.errors import HanzoError, IntegrityError, NotFoundError
+from hanzo_cli.api import (
+    AuthenticationError,
+    HanzoError,
+    IntegrityError,
+    ModelNotFoundError,
+    RemoteFileNotFoundError,
+)
 from hanzo_huggingface.refs import (
     DEFAULT_REVISION,
     check_object_id,
@@ -33,7 +39,7 @@ from hanzo_huggingface.refs import (
 from hanzo_huggingface.selection import Choice, choose
 
 if TYPE_CHECKING:
-    from hanzo_cli.download import DownloadResult
+    from hanzo_cli.api import DownloadResult
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 LIBRARY_NAME = "hanzo-cli"
@@ -115,7 +121,7 @@ def resolve(
     from huggingface_hub import HfApi, hf_hub_url
     from huggingface_hub.hf_api import RepoFile
 
-    from hanzo_cli import __version__
+    from hanzo_cli.api import __version__
 
     settings = settings or HubSettings.from_env()
     if settings.offline:
@@ -168,8 +174,7 @@ def fetch_file(
     from huggingface_hub import get_hf_file_metadata
     from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # lazy facade
 
-    from hanzo_cli import __version__
-    from hanzo_cli.download import download
+    from hanzo_cli.api import __version__, download
 
     label = f"{file.path} in {resolution.where()}"
     with hub_errors(resolution.repo_id, resolution.revision, resolution.endpoint, file.path):
@@ -220,7 +225,7 @@ def git_blob_id(path: Path) -> str:
 
 @contextmanager
 def hub_errors(repo_id: str, revision: str, endpoint: str, path: str | None = None) -> Iterator[None]:
-    """Turn huggingface_hub's exceptions into one clear line each (HanzoError / NotFoundError)."""
+    """Turn huggingface_hub's exceptions into one clear line each (see hanzo_cli.api's error classes)."""
     import httpx2
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -239,17 +244,18 @@ def hub_errors(repo_id: str, revision: str, endpoint: str, path: str | None = No
             f"{repo_id} is gated: accept its conditions at {endpoint}/{repo_id}, then {login}"
         ) from None
     except RepositoryNotFoundError:
-        raise NotFoundError(
+        raise ModelNotFoundError(
             f"repository {repo_id} not found on {endpoint} (if it is private, {login})"
         ) from None
     except RevisionNotFoundError:
-        raise NotFoundError(f"revision {revision!r} not found in {repo_id}") from None
+        raise ModelNotFoundError(f"revision {revision!r} not found in {repo_id}") from None
     except RemoteEntryNotFoundError:
-        raise NotFoundError(f"file {path!r} not found in {where(repo_id, revision)}") from None
+        # The listing named this file: its absence is a broken repo, not a missing model.
+        raise RemoteFileNotFoundError(f"file {path!r} not found in {where(repo_id, revision)}") from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else "?"
         if status in (401, 403):
-            raise HanzoError(f"access to {repo_id} denied (HTTP {status}); {login}") from None
+            raise AuthenticationError(f"access to {repo_id} denied (HTTP {status}); {login}") from None
         raise HanzoError(f"the Hub at {endpoint} answered HTTP {status} for {repo_id}") from None
     except OfflineModeIsEnabled:
         raise HanzoError(f"HF_HUB_OFFLINE is set: cannot look up {repo_id} on {endpoint}") from None

@@ -13,45 +13,42 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, ClassVar
 
-import click
-
-from hanzo_cli.errors import HanzoError, NotFoundError
-from hanzo_cli.providers import ModelFile, ModelInfo, Provider, PullOptions
+from hanzo_cli.api import (
+    FileSource,
+    HanzoError,
+    ModelFile,
+    ModelInfo,
+    ModelNotFoundError,
+    Provider,
+    PullOption,
+    PullOptions,
+    RemoteFile,
+    Resolved,
+    gguf_models,
+)
 from hanzo_huggingface.cache import CacheScan, RepoCache, Snapshot
 from hanzo_huggingface.hub import HubSettings, fetch_file, resolve, where
 from hanzo_huggingface.refs import HubRef, check_revision, model_name, parse
-from hanzo_huggingface.selection import Choice, choose, gguf_models
+from hanzo_huggingface.selection import Choice, choose
 
 _WEIGHTS = (".gguf", ".safetensors", ".bin", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt")
 
 
-class HuggingFaceProvider(Provider):
+class HuggingFaceProvider(Provider, FileSource):
     """Pulls from the Hugging Face Hub into the standard HF cache (resumable, verified)."""
 
     name = "huggingface"
     prefixes = ("hf",)
     description = "Hugging Face Hub: GGUF quants or whole repos, kept in the standard HF cache"
     priority = 20
-    pull_options: ClassVar[Sequence[click.Option]] = (
-        click.Option(
-            ["--file"],
-            metavar="NAME",
-            help="(huggingface) Pull this file of the repo (every shard of a split GGUF).",
-        ),
-        click.Option(
-            ["--revision"], metavar="REV", help="(huggingface) Branch, tag or commit (default: main)."
-        ),
-        click.Option(
-            ["--include"],
-            metavar="PATTERN",
-            multiple=True,
-            help="(huggingface) Pull only files matching PATTERN.",
-        ),
-        click.Option(
-            ["--exclude"], metavar="PATTERN", multiple=True, help="(huggingface) Skip files matching PATTERN."
-        ),
+    pull_options: ClassVar[Sequence[PullOption]] = (
+        PullOption("file", ("--file",), "Pull this file of the repo (every shard of a split GGUF).", "NAME"),
+        PullOption("revision", ("--revision",), "Branch, tag or commit (default: main).", "REV"),
+        PullOption("include", ("--include",), "Pull only files matching PATTERN.", "PATTERN", multiple=True),
+        PullOption("exclude", ("--exclude",), "Skip files matching PATTERN.", "PATTERN", multiple=True),
     )
 
     def accepts(self, name: str) -> bool:
@@ -62,7 +59,7 @@ class HuggingFaceProvider(Provider):
         return True
 
     def pull(self, name: str, options: PullOptions) -> ModelInfo:
-        from hanzo_cli.output import human_size, info
+        from hanzo_cli.api import human_size, info
 
         ref = parse(name)
         wanted = _Wanted.of(ref, options.extra)
@@ -101,7 +98,7 @@ class HuggingFaceProvider(Provider):
         return describe(snapshot, res.choice.paths)
 
     def _pull_offline(self, ref: HubRef, wanted: _Wanted, settings: HubSettings) -> ModelInfo:
-        from hanzo_cli.output import info
+        from hanzo_cli.api import info
 
         why = f"HF_HUB_OFFLINE is set and it is not in the Hugging Face cache ({settings.cache_dir})"
         snapshot = CacheScan(settings.cache_dir).find(ref.repo_id, wanted.revision)
@@ -109,10 +106,46 @@ class HuggingFaceProvider(Provider):
             raise HanzoError(f"cannot pull {where(ref.repo_id, wanted.revision)}: {why}")
         try:
             choice = wanted.choose(snapshot, ref)
-        except NotFoundError as exc:
+        except ModelNotFoundError as exc:
             raise HanzoError(f"{exc.message}: {why}") from None
         info(f"HF_HUB_OFFLINE is set: using the cached {snapshot.repo_id} at {snapshot.commit[:12]}")
         return describe(snapshot, choice.paths)
+
+    # -- FileSource: what other plugins (LM Studio) fetch through ---------------------------------
+
+    def resolve_files(
+        self,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        quant: str | None = None,
+        file: str | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> Resolved:
+        res = resolve(repo_id, revision=revision, quant=quant, file=file, include=include, exclude=exclude)
+        return Resolved(
+            repo_id=res.repo_id,
+            revision=res.revision,
+            commit=res.commit,
+            files=tuple(RemoteFile(f.path, f.size, f.sha256) for f in res.files),
+            where=res.where(),
+            gguf=res.choice.model,
+            default_among=res.choice.default_among,
+            handle=res,
+        )
+
+    def fetch_file(self, resolved: Resolved, file: RemoteFile, dest: Path) -> str:
+        res = resolved.handle
+        hub_file = next(f for f in res.files if f.path == file.path)
+        return fetch_file(res, hub_file, dest).sha256
+
+    def side_files(self, dest: Path) -> list[Path]:
+        # Files kept in git are fetched under ``<dest>.unverified`` until their object id is checked.
+        staged = dest.with_name(dest.name + ".unverified")
+        return [*super().side_files(dest), staged, *super().side_files(staged)]
+
+    # -- the cache -------------------------------------------------------------------------------
 
     def list(self) -> Iterable[ModelInfo]:
         for snapshot in CacheScan(HubSettings.from_env().cache_dir).snapshots:
@@ -135,7 +168,7 @@ class HuggingFaceProvider(Provider):
         scan = CacheScan(HubSettings.from_env().cache_dir)
         found = _find(scan, parse(name))
         if found is None:
-            raise NotFoundError(f"model {name!r} not found in the Hugging Face cache")
+            raise ModelNotFoundError(f"model {name!r} not found in the Hugging Face cache")
         snapshot, paths = found
         removed = describe(snapshot, paths)
         rest = set(snapshot.files) - set(paths)
@@ -188,7 +221,7 @@ def _find(scan: CacheScan, ref: HubRef) -> tuple[Snapshot, tuple[str, ...]] | No
         return None
     try:
         choice = _Wanted(ref.revision, ref.path).choose(snapshot, ref)
-    except NotFoundError:
+    except ModelNotFoundError:
         return None
     return snapshot, choice.paths
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.api import HanzoError
 
 _HOSTS = ("hf.co/", "huggingface.co/")
 _SCHEMES = ("https://", "http://")

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hanzo_cli.hookspecs import hookimpl
-from hanzo_cli.runtimes import Runtime
+from hanzo_cli.api import Runtime, hookimpl
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from pathlib import Path
 import llama_cpp as lc
 import numpy as np
 
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.api import HanzoError
 
 #: Tokens per batch for short texts: the fastest setting measured for MiniLM on CPU.
 DEFAULT_BATCH_TOKENS = 64

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hanzo_cli.runtimes import Embedder, Reranker, Runtime
+from hanzo_cli.api import Embedder, Reranker, Runtime
 from hanzo_llamacpp.architectures import LLAMA_CPP_ARCHITECTURES
 
 

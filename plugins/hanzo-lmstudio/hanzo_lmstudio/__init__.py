@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hanzo_cli.hookspecs import hookimpl
+from hanzo_cli.api import hookimpl
 
 if TYPE_CHECKING:
-    from hanzo_cli.providers import Provider
+    from hanzo_cli.api import Provider
 
 
 @hookimpl

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.api import HanzoError
 
 MODELS_DIR_ENV = "LMSTUDIO_MODELS_DIR"
 #: Longest file or folder name accepted from a user or a server (common file-system limit).

@@ -2,7 +2,8 @@
 
 A model is one GGUF file, or the shards of a split GGUF (``…-00001-of-00003.gguf``), in
 ``<models>/<publisher>/<repo>/``. Files are grouped and quantizations read from file names by the
-Hugging Face plugin's rules, so ``org/repo:Q8_0`` means the same model in both providers. Vision
+core's GGUF naming rules (``hanzo_cli.api.gguf_models``), so ``org/repo:Q8_0`` means the same model
+in both providers. Vision
 projectors (``mmproj…gguf``) are not models of their own: they belong to every model of their
 folder, and go with the last of them.
 
@@ -14,27 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hanzo_huggingface.selection import GGUFModel, gguf_models, is_gguf
-
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.api import GGUFModel, HanzoError, gguf_models, is_gguf_name, is_mmproj
 from hanzo_lmstudio.folder import inside, is_inside
 
-#: Files a download writes next to ``<file>`` on the way: hanzo's downloader's partial, its state and
-#: its lock, and the Hugging Face plugin's staging copy of files it verifies by git object id.
-_PARTIAL = (".partial", ".partial.json", ".partial.lock")
 #: Shards of a split model wait under this suffix until every shard is verified (LM Studio only
 #: lists ``*.gguf``, so it never sees half a model).
 STAGED = ".staged"
-_SIDE = (*_PARTIAL, ".unverified", *(".unverified" + s for s in _PARTIAL))
-DOWNLOAD_SIDE_FILES = (*_SIDE, STAGED, *(STAGED + s for s in _SIDE))
-
-
-def is_mmproj(filename: str) -> bool:
-    return "mmproj" in filename.lower()
 
 
 @dataclass
@@ -77,7 +67,7 @@ def scan(root: Path) -> list[LocalModel]:
 def models_in(root: Path, publisher: str, repo: str) -> list[LocalModel]:
     """The models of one ``publisher/repo`` folder (none when it does not exist)."""
     folder = inside(root, publisher, repo)
-    ggufs = [f for f in _entries(root, folder) if is_gguf(f.name) and f.is_file()]
+    ggufs = [f for f in _entries(root, folder) if is_gguf_name(f.name) and f.is_file()]
     mmproj = [f for f in ggufs if is_mmproj(f.name)]
     sizes = {f.name: f.stat().st_size for f in ggufs if not is_mmproj(f.name)}
     models = [LocalModel(publisher, repo, folder, model, mmproj) for model in gguf_models(sizes)]
@@ -102,12 +92,13 @@ def _subdirs(root: Path, folder: Path) -> Iterator[Path]:
     return (p for p in _entries(root, folder) if p.is_dir())
 
 
-def remove(root: Path, model: LocalModel) -> None:
+def remove(root: Path, model: LocalModel, written_beside: Callable[[Path], list[Path]]) -> None:
     """Delete ``model``'s files (and its projectors unless another model of the folder remains),
-    the download leftovers beside them, and the folders this leaves empty."""
+    the download leftovers ``written_beside`` each of them, and the folders this leaves empty."""
     siblings = [m for m in models_in(root, model.publisher, model.repo) if m.name != model.name]
     doomed = [f.name for f in model.files] + ([] if siblings else [f.name for f in model.mmproj])
-    for name in doomed + [name + suffix for name in doomed for suffix in DOWNLOAD_SIDE_FILES]:
+    leftovers = [side.name for name in doomed for side in written_beside(model.folder / name)]
+    for name in doomed + leftovers:
         # Re-checked per file: the folder may have changed since it was scanned.
         with contextlib.suppress(FileNotFoundError):
             inside(root, model.publisher, model.repo, name).unlink()

@@ -18,7 +18,7 @@ import subprocess
 
 import click
 
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.api import HanzoError
 from hanzo_lmstudio.names import ModelName
 
 HUB_URL = "https://huggingface.co"

@@ -14,9 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hanzo_huggingface.selection import is_gguf
-
-from hanzo_cli.errors import HanzoError
+from hanzo_cli.api import HanzoError, is_gguf_name
 from hanzo_lmstudio.folder import check_component
 
 _QUANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -39,7 +37,7 @@ class ModelName:
         parts = name.split("/")
         if len(parts) == 3:
             publisher, repo, file = parts
-            if not is_gguf(file):
+            if not is_gguf_name(file):
                 raise HanzoError(f"{text!r}: the third part of an LM Studio name is a .gguf file")
             return cls(_part(publisher, text), _part(repo, text), file=check_component(file, "file name"))
         if len(parts) != 2:

@@ -9,20 +9,29 @@ hands the download to ``lms get`` instead. Names are described in :mod:`hanzo_lm
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-import click
-
-from hanzo_cli.errors import HanzoError, NotFoundError
-from hanzo_cli.providers import ModelFile, ModelInfo, Provider, PullOptions, mtime
+from hanzo_cli.api import (
+    FileSource,
+    HanzoError,
+    MissingPluginError,
+    ModelFile,
+    ModelInfo,
+    ModelNotFoundError,
+    Provider,
+    PullOption,
+    PullOptions,
+    file_source,
+    is_mmproj,
+    mtime,
+    side_files,
+)
 from hanzo_lmstudio.folder import ModelsFolder, inside, models_folder
 from hanzo_lmstudio.library import (
-    DOWNLOAD_SIDE_FILES,
     STAGED,
     LocalModel,
-    is_mmproj,
     models_in,
     remove,
     scan,
@@ -38,13 +47,11 @@ class LMStudioProvider(Provider):
     prefixes = ("lms",)
     description = "GGUF models in LM Studio's folder, pulled from the Hugging Face Hub"
     priority = 30
-    pull_options: ClassVar[Sequence[click.Option]] = (
-        click.Option(["--file"], metavar="NAME", help="(lmstudio) Pull this GGUF file of the repo."),
-        click.Option(["--revision"], metavar="REV", help="(lmstudio) Branch, tag or commit (default: main)."),
-        click.Option(
-            ["--via-lms"],
-            is_flag=True,
-            help="(lmstudio) Download with LM Studio's `lms get` instead of hanzo.",
+    pull_options: ClassVar[Sequence[PullOption]] = (
+        PullOption("file", ("--file",), "Pull this file of the repo (every shard of a split GGUF).", "NAME"),
+        PullOption("revision", ("--revision",), "Branch, tag or commit (default: main).", "REV"),
+        PullOption(
+            "via_lms", ("--via-lms",), "Download with LM Studio's `lms get` instead of hanzo.", is_flag=True
         ),
     )
 
@@ -76,7 +83,7 @@ class LMStudioProvider(Provider):
         folder = models_folder()
         model = self._find(folder, ModelName.parse(name))
         if model is None:
-            raise NotFoundError(f"model {name!r} not found in LM Studio's folder {folder.root}")
+            raise ModelNotFoundError(f"model {name!r} not found in LM Studio's folder {folder.root}")
         states = server_models()
         loaded = [e.id for e in entries_for(model, states or []) if e.loaded]
         if loaded:
@@ -85,7 +92,7 @@ class LMStudioProvider(Provider):
                 f"unload it first: lms unload {loaded[0]}"
             )
         info = self._info(folder, model, states)
-        remove(folder.root, model)
+        remove(folder.root, model, _written_beside)
         return info
 
     def _find(self, folder: ModelsFolder, name: ModelName) -> LocalModel | None:
@@ -140,12 +147,10 @@ class LMStudioProvider(Provider):
 
     def pull(self, name: str, options: PullOptions) -> ModelInfo:
         parsed = ModelName.parse(name)
-        file = _one_value(options.extra.get("file"), "--file")
-        revision = _one_value(options.extra.get("revision"), "--revision")
+        file = options.extra.get("file")
+        revision = options.extra.get("revision")
         if file and (parsed.file or parsed.quant):
             raise HanzoError(f"give --file {file} or the {parsed.file or parsed.quant} in {name!r}, not both")
-        if options.extra.get("include") or options.extra.get("exclude"):
-            raise HanzoError("the lmstudio provider pulls one GGUF model: name it with :QUANT or --file")
         folder = models_folder()
         if options.extra.get("via_lms"):
             if file or parsed.file or revision:
@@ -158,38 +163,39 @@ class LMStudioProvider(Provider):
     def _pull_from_hub(
         self, folder: ModelsFolder, name: ModelName, *, file: str | None, revision: str | None
     ) -> ModelInfo:
-        from hanzo_huggingface.hub import fetch_file, resolve
+        from hanzo_cli.api import info
 
-        from hanzo_cli.output import info
-
-        resolution = resolve(name.repo_id, revision=revision, quant=name.quant, file=file)
-        model, first = resolution.choice.model, resolution.files[0].path
+        hub = _hub()
+        resolution = hub.resolve_files(name.repo_id, revision=revision, quant=name.quant, file=file)
+        model, first = resolution.gguf, resolution.files[0].path
         if model is None or is_mmproj(first):
             raise HanzoError(
-                f"{resolution.where()}: {first} is not a GGUF model; name one with :QUANT or --file"
+                f"{resolution.where}: {first} is not a GGUF model; name one with :QUANT or --file"
             )
-        if resolution.choice.default_among:
+        if resolution.default_among:
             info(
                 f"{resolution.repo_id}: using {model.label()} (default; available: "
-                f"{resolution.choice.default_among}); pick one with lmstudio:{resolution.repo_id}:QUANT"
+                f"{resolution.default_among}); pick one with lmstudio:{resolution.repo_id}:QUANT"
             )
         # The Hub's spelling of the repo id (checked again: it comes from the server).
         publisher, repo = _existing_folder(folder.root, ModelName.parse(resolution.repo_id))
         targets = _targets(folder.root, publisher, repo, [f.path for f in resolution.files])
         if len(targets) == 1:
-            results = [fetch_file(resolution, resolution.files[0], targets[0])]
+            digests = [hub.fetch_file(resolution, resolution.files[0], targets[0])]
         else:
             # A split model appears all at once: shards are fetched (resumably) under a name LM
             # Studio ignores, then renamed into place once the last one is verified.
             staged = [t.with_name(t.name + STAGED) for t in targets]
-            results = [fetch_file(resolution, f, s) for f, s in zip(resolution.files, staged, strict=True)]
+            digests = [
+                hub.fetch_file(resolution, f, s) for f, s in zip(resolution.files, staged, strict=True)
+            ]
             for source, target in zip(staged, targets, strict=True):
                 os.replace(source, target)
         pulled = next((m for m in models_in(folder.root, publisher, repo) if m.path == targets[0]), None)
         if pulled is None:  # pragma: no cover - we just wrote it; only a concurrent delete gets here
             raise HanzoError(f"{targets[0]} disappeared right after its download")
         pulled_info = self._info(folder, pulled, server_models())
-        pulled_info.digest = f"sha256:{results[0].sha256}"
+        pulled_info.digest = f"sha256:{digests[0]}"
         pulled_info.details["source"] = f"hf:{resolution.repo_id}"
         pulled_info.details["commit"] = resolution.commit
         return pulled_info
@@ -228,7 +234,7 @@ def _quant(model: LocalModel) -> str | None:
     """The quantization in the file name, else the GGUF header's file type (read only then)."""
     if model.quant:
         return model.quant
-    from hanzo_cli.gguf_info import read_gguf_info
+    from hanzo_cli.api import read_gguf_info
 
     try:
         return read_gguf_info(model.path).file_type
@@ -264,20 +270,31 @@ def _targets(root: Path, publisher: str, repo: str, repo_paths: list[str]) -> li
     """
     targets: list[Path] = []
     for repo_path in repo_paths:
-        file_name = PurePosixPath(repo_path).name
-        for written in (file_name, *(file_name + suffix for suffix in DOWNLOAD_SIDE_FILES)):
-            if inside(root, publisher, repo, written).is_symlink():
-                raise HanzoError(
-                    f"{root / publisher / repo / written} is a symlink; refusing to download through it"
-                )
-        targets.append(inside(root, publisher, repo, file_name))
+        target = inside(root, publisher, repo, PurePosixPath(repo_path).name)
+        for written in (target, *_written_beside(target)):
+            if inside(root, publisher, repo, written.name).is_symlink():
+                raise HanzoError(f"{written} is a symlink; refusing to download through it")
+        targets.append(target)
     return targets
 
 
-def _one_value(value: object, option: str) -> str | None:
-    """An option's value as one string (another plugin may declare it with multiple=True)."""
-    if isinstance(value, (tuple, list)):
-        if len(value) > 1:
-            raise HanzoError(f"the lmstudio provider takes {option} once")
-        value = value[0] if value else None
-    return str(value) if value else None
+def _hub() -> FileSource:
+    """The Hugging Face provider's file resolution, through the interface it declares."""
+    try:
+        return file_source("huggingface")
+    except MissingPluginError:
+        raise MissingPluginError(
+            "the lmstudio provider pulls from the Hugging Face Hub through the huggingface plugin; "
+            "install it with: pip install 'hanzo-cli[huggingface]'"
+        ) from None
+
+
+def _written_beside(dest: Path) -> list[Path]:
+    """What a pull may write next to ``dest``: the fetch's files in progress (for ``dest`` and for
+    its staged name, used by split models), and the staged file itself."""
+    try:
+        side: Callable[[Path], list[Path]] = _hub().side_files
+    except MissingPluginError:
+        side = side_files  # the core downloader's own, all a pull could have left without the plugin
+    staged = dest.with_name(dest.name + STAGED)
+    return [*side(dest), staged, *side(staged)]

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hanzo_cli.output import warn
+from hanzo_cli.api import warn
 from hanzo_lmstudio.library import LocalModel
 
 HOST_ENV = "LMSTUDIO_HOST"

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hanzo_cli.hookspecs import hookimpl
+from hanzo_cli.api import hookimpl
 
 if TYPE_CHECKING:
     import click
 
-    from hanzo_cli.catalog import CatalogEntry
-    from hanzo_cli.providers import Provider
+    from hanzo_cli.api import CatalogEntry, Provider
 
 __all__ = ["CATALOG"]
 
@@ -29,6 +28,14 @@ CATALOG: tuple[tuple[str, str, str, str, int | None], ...] = (
     ("qwen3-reranker-4b", "dengcao/Qwen3-Reranker-4B:F16", "rerank", "primary", None),
     ("qwen3-reranker-0.6b", "dengcao/Qwen3-Reranker-0.6B:F16", "rerank", "lightweight", None),
 )
+
+
+#: Qwen3-Embedding's query instruction (see the model's README): queries get it, documents do not.
+QWEN3_QUERY = {
+    "query_format": "Instruct: {task}\nQuery:{text}",
+    "query_task": "Given a web search query, retrieve relevant passages that answer the query",
+    "family": "Qwen3-Embedding",
+}
 
 
 @hookimpl
@@ -47,7 +54,8 @@ def register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def register_models(register: Callable[[CatalogEntry], None]) -> None:
-    from hanzo_cli.catalog import CatalogEntry
+    from hanzo_cli.api import CatalogEntry
 
     for alias, name, task, tier, dimensions in CATALOG:
-        register(CatalogEntry(alias, "ollama", name, task=task, tier=tier, dimensions=dimensions))
+        rules = QWEN3_QUERY if task == "embed" else {}
+        register(CatalogEntry(alias, "ollama", name, task=task, tier=tier, dimensions=dimensions, **rules))

@@ -19,7 +19,7 @@ def push_cmd(name: str, dest: str, insecure: bool, quiet: bool, as_json: bool) -
     e.g. 127.0.0.1:5000/team/qwen3-embed:q8. Blobs the registry already has are not sent again;
     every node can then pull the model with hanzo or with `ollama pull --insecure`.
     """
-    from hanzo_cli.output import echo_json, info, set_quiet
+    from hanzo_cli.api import echo_json, info, set_quiet
     from hanzo_ollama.push import push_model
 
     set_quiet(quiet)

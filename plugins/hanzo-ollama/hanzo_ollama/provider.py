@@ -15,16 +15,26 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
-import click
-
-from hanzo_cli.errors import DiskFullError, HanzoError, NotFoundError
-from hanzo_cli.output import warn
-from hanzo_cli.providers import ModelInfo, Provider, PullOptions
-from hanzo_cli.store import Layer, ManifestName, Store, digest_hex, parse_manifest
-from hanzo_ollama.server import OllamaServer, Vectors, ollama_host
-
-#: Manifests under this host in hanzo's store belong to the built-in ``local`` provider.
-LOCAL_HOST = "local"
+from hanzo_cli.api import (
+    LOCAL_HOST,
+    DiskFullError,
+    HanzoError,
+    Layer,
+    ManifestName,
+    ModelInfo,
+    ModelNotFoundError,
+    Provider,
+    PullOption,
+    PullOptions,
+    RemoteFileNotFoundError,
+    Store,
+    digest_hex,
+    manifest_model_info,
+    manifest_model_infos,
+    parse_manifest,
+    warn,
+)
+from hanzo_ollama.server import OllamaServer
 
 
 class OllamaProvider(Provider):
@@ -33,11 +43,12 @@ class OllamaProvider(Provider):
     name = "ollama"
     description = "Ollama: through a running Ollama server, or natively from any Ollama/OCI registry"
     priority = 10
-    pull_options: ClassVar[Sequence[click.Option]] = (
-        click.Option(
-            ["--native"],
+    pull_options: ClassVar[Sequence[PullOption]] = (
+        PullOption(
+            "native",
+            ("--native",),
+            "Speak the registry protocol directly even when an Ollama server is running.",
             is_flag=True,
-            help="ollama: speak the registry protocol directly even when an Ollama server is running.",
         ),
     )
 
@@ -108,7 +119,7 @@ class OllamaProvider(Provider):
                         headers=registry.auth_headers(),
                         desc=f"pulling {digest_hex(layer.digest)[:12]}",
                     )
-                except NotFoundError:
+                except RemoteFileNotFoundError:
                     # The model exists (its manifest came back): a missing blob is a broken
                     # registry, not a reason to try the next provider.
                     raise HanzoError(
@@ -117,7 +128,7 @@ class OllamaProvider(Provider):
                     ) from None
         # Re-pulling (under any spelling) replaces the stored manifest and drops blobs it alone used.
         mname = store.write_manifest(target.name, raw)
-        return store.model_info(self.name, mname, store.manifest_path(mname))
+        return manifest_model_info(store, self.name, mname, store.manifest_path(mname))
 
     # -- list, get, delete -------------------------------------------------------------------------
 
@@ -152,7 +163,7 @@ class OllamaProvider(Provider):
         """Delete from the server (if up) and from disk; blobs other models use are kept."""
         found = self.get(name)
         if found is None:
-            raise NotFoundError(f"model {name!r} not found in ollama")
+            raise ModelNotFoundError(f"model {name!r} not found in ollama")
         server = self.server()
         if server is not None:
             server.delete(found.name)  # False (404): only the disk has it
@@ -161,18 +172,25 @@ class OllamaProvider(Provider):
             self.store.delete(on_disk)
         return found
 
-    def embed(self, name: str, texts: Sequence[str], dimensions: int | None = None) -> Vectors:
-        """Embeddings from the running Ollama server (``/api/embed``): one vector per text."""
+    def serving_url(self, model: ModelInfo) -> str | None:
+        """The running Ollama's URL when it has ``model`` (the node then lets Ollama serve it)."""
+        if model.provider != self.name:
+            return None
         server = self.server()
         if server is None:
-            where = self._server_url or ollama_host()
-            raise HanzoError(f"no Ollama server answers at {where}; embeddings need a running `ollama serve`")
-        return server.embed(name, texts, dimensions)
+            return None
+        try:
+            wanted = self.normalize(model.name)
+            if any(self.normalize(info.name) == wanted for info in server.tags()):
+                return server.base_url
+        except HanzoError:
+            return None
+        return None
 
     # -- disk ------------------------------------------------------------------------------------
 
     def _disk_models(self) -> Iterable[ModelInfo]:
-        return self.store.model_infos(self.name, lambda host: host != LOCAL_HOST)
+        return manifest_model_infos(self.store, self.name, lambda host: host != LOCAL_HOST)
 
     def _disk_name(self, name: str) -> ManifestName | None:
         try:
@@ -187,7 +205,7 @@ class OllamaProvider(Provider):
         if mname is None:
             return None
         store = self.store
-        return store.model_info(self.name, mname, store.manifest_path(mname))
+        return manifest_model_info(store, self.name, mname, store.manifest_path(mname))
 
 
 def unique_layers(layers: Iterable[Layer]) -> list[Layer]:
@@ -200,7 +218,7 @@ def unique_layers(layers: Iterable[Layer]) -> list[Layer]:
 
 def _check_free_space(store: Store, layers: Sequence[Layer], display: str) -> None:
     """Refuse to start a pull the disk cannot hold (bytes already in partials count as held)."""
-    from hanzo_cli.output import human_size
+    from hanzo_cli.api import human_size
 
     needed = 0
     for layer in layers:

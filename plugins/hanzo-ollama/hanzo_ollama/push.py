@@ -12,9 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hanzo_cli.errors import HanzoError, NotFoundError
-from hanzo_cli.store import ManifestName, Store, digest_hex
-from hanzo_ollama.provider import LOCAL_HOST, OllamaProvider, unique_layers
+from hanzo_cli.api import (
+    LOCAL_HOST,
+    HanzoError,
+    Manifest,
+    ManifestName,
+    NotFoundError,
+    digest_hex,
+    get_provider,
+    parse_manifest,
+)
+from hanzo_ollama.provider import OllamaProvider, unique_layers
 
 
 @dataclass
@@ -37,32 +45,48 @@ class PushResult:
         }
 
 
-def find_source(ref: str, provider: OllamaProvider) -> tuple[Store, ManifestName, Path]:
-    """The stored manifest ``ref`` names: ``[ollama:]name`` in the Ollama store, ``local:name``
-    among imported models; a bare name tries both, in that order."""
-    from hanzo_cli.refs import parse_ref
+@dataclass
+class PushSource:
+    """A stored model to push: its manifest and where each of its blobs is on disk."""
 
-    parsed = parse_ref(ref, {"ollama", LOCAL_HOST})
-    stores: list[tuple[Store, ManifestName]] = []
-    if parsed.provider in (None, "ollama"):
-        mname = ManifestName.parse(parsed.name)
-        if mname.host != LOCAL_HOST:
-            stores.append((provider.store, mname))
-    if parsed.provider in (None, LOCAL_HOST):
-        try:
-            mname = ManifestName.parse(parsed.name, host=LOCAL_HOST)
-        except HanzoError:
-            if parsed.provider:
-                raise
-        else:
-            if mname.host == LOCAL_HOST:
-                stores.append((Store.default(), mname))
-    for store, mname in stores:
-        found = store.find_manifest(mname)
-        if found is not None:
-            return store, found[0], found[1]
-    where = ", ".join(sorted({str(store.root) for store, _ in stores})) or "any store"
-    raise NotFoundError(f"model {ref!r} not found in {where}; pull or import it first")
+    label: str
+    manifest: Manifest
+    blobs: dict[str, Path]
+    root: Path
+
+
+def find_source(ref: str, provider: OllamaProvider) -> PushSource:
+    """The stored model ``ref`` names: ``[ollama:]name`` in the Ollama store, ``local:name`` among
+    models imported with ``hanzo model:import`` (through the local provider); a bare name tries both,
+    in that order."""
+    prefix, sep, rest = ref.partition(":")
+    wanted = [(prefix.lower(), rest)] if sep and prefix.lower() in ("ollama", LOCAL_HOST) else []
+    wanted = wanted or [("ollama", ref), (LOCAL_HOST, ref)]
+    searched: list[str] = []
+    for source, name in wanted:
+        if source == "ollama":
+            store = provider.store
+            searched.append(str(store.root))
+            mname = ManifestName.parse(name)
+            found = store.find_manifest(mname) if mname.host != LOCAL_HOST else None
+            if found is not None:
+                manifest = store.read_manifest(found[1])
+                blobs = {layer.digest: store.blob_path(layer.digest) for layer in manifest.blobs}
+                return PushSource(found[0].display(), manifest, blobs, store.root)
+            continue
+        local = get_provider(LOCAL_HOST)
+        searched.append("local")
+        if not local.accepts(name):
+            if sep:
+                raise HanzoError(f"{name!r} is not a valid local model name")
+            continue
+        model = local.get(name)
+        manifest_path = model.details.get("manifest") if model else None
+        if model is not None and manifest_path:
+            manifest = parse_manifest(Path(manifest_path).read_bytes())
+            blobs = {f.digest: f.path for f in model.files if f.digest}
+            return PushSource(model.name, manifest, blobs, Path(manifest_path).parent)
+    raise NotFoundError(f"model {ref!r} not found in {', '.join(searched)}; pull or import it first")
 
 
 def push_model(
@@ -71,19 +95,20 @@ def push_model(
     """Upload the model ``ref`` to ``dest`` (``[host/][namespace/]model[:tag]``)."""
     import httpx
 
-    from hanzo_cli.output import info, progress_bar
+    from hanzo_cli.api import info, progress_bar
     from hanzo_ollama.registry import RegistryClient, RegistryName
 
-    store, mname, path = find_source(ref, provider or OllamaProvider())
-    manifest = store.read_manifest(path)
+    source = find_source(ref, provider or OllamaProvider())
+    manifest = source.manifest
     for layer in manifest.blobs:
-        if not store.has_blob(layer.digest, layer.size):
+        blob = source.blobs.get(layer.digest)
+        if blob is None or not blob.is_file() or blob.stat().st_size != layer.size:
             raise HanzoError(
-                f"blob {layer.digest} of {mname.display()} is missing or incomplete in {store.root}; "
+                f"blob {layer.digest} of {source.label} is missing or incomplete in {source.root}; "
                 "pull the model again before pushing it"
             )
     target = RegistryName.parse(dest, insecure=insecure)
-    result = PushResult(mname.display(), target.name.display(), manifest.digest)
+    result = PushResult(source.label, target.name.display(), manifest.digest)
     # No redirects: a registry answering HEAD with a redirect to its storage has the blob.
     with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0), follow_redirects=False) as client:
         registry = RegistryClient(target, client)
@@ -95,7 +120,7 @@ def push_model(
                 continue
             bar = progress_bar(f"pushing {short}", layer.size)
             try:
-                registry.upload_blob(store.blob_path(layer.digest), layer, bar)
+                registry.upload_blob(source.blobs[layer.digest], layer, bar)
             finally:
                 bar.close()
             result.uploaded.append(layer.digest)

@@ -26,13 +26,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from hanzo_cli.errors import HanzoError, NotFoundError
-from hanzo_cli.store import DEFAULT_HOST, MANIFEST_MEDIA_TYPE, MAX_MANIFEST_BYTES, Layer, ManifestName
+from hanzo_cli.api import (
+    DEFAULT_HOST,
+    MANIFEST_MEDIA_TYPE,
+    MAX_MANIFEST_BYTES,
+    HanzoError,
+    Layer,
+    ManifestName,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     import httpx
 
-    from hanzo_cli.output import ProgressBar
+    from hanzo_cli.api import ProgressBar
 
 UPLOAD_CHUNK = 1 << 20
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')

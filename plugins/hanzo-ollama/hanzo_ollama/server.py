@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hanzo_cli.errors import HanzoError, NotFoundError
-from hanzo_cli.providers import ModelFile, ModelInfo
-from hanzo_cli.store import DIGEST_RE
+from hanzo_cli.api import HanzoError, ModelFile, ModelInfo, ModelNotFoundError, digest_hex
 
 if TYPE_CHECKING:
     import httpx
@@ -27,9 +25,6 @@ PROBE_TIMEOUT = 0.5
 #: Generous read timeouts: Ollama may load a model, or verify a large blob, before it answers.
 READ_TIMEOUT = 600.0
 _FRACTION_RE = re.compile(r"(\.\d{6})\d+")
-
-#: One embedding vector per input text.
-Vectors = list[list[float]]
 
 
 def ollama_host() -> str:
@@ -191,23 +186,6 @@ class OllamaServer:
             raise _error(response, name)
         return True
 
-    def embed(self, name: str, texts: Sequence[str], dimensions: int | None = None) -> Vectors:
-        """``POST /api/embed``: one L2-normalised vector per text (cut to ``dimensions`` if given)."""
-        body: dict[str, Any] = {"model": name, "input": list(texts), "truncate": True}
-        if dimensions is not None:
-            body["dimensions"] = dimensions
-        response = self._call("POST", "/api/embed", body)
-        if response.status_code != 200:
-            raise _error(response, name)
-        vectors = _json_object(response.text, "/api/embed answer").get("embeddings")
-        if (
-            not isinstance(vectors, list)
-            or len(vectors) != len(texts)
-            or not all(isinstance(v, list) and all(isinstance(x, (int, float)) for x in v) for v in vectors)
-        ):
-            raise OllamaError(f"Ollama's /api/embed answer for {name!r} holds no valid embeddings")
-        return [[float(x) for x in v] for v in vectors]
-
     def _tag_info(self, entry: dict[str, Any]) -> ModelInfo:
         digest = entry.get("digest")
         if isinstance(digest, str) and not digest.startswith("sha256:"):
@@ -227,7 +205,7 @@ class OllamaServer:
 
 def _relay_progress(lines: Iterator[str], name: str) -> str:
     """Turn Ollama's NDJSON pull stream into one bar per layer digest; return the last status."""
-    from hanzo_cli.output import ProgressGroup, info
+    from hanzo_cli.api import ProgressGroup, info
 
     last_status = ""
     with ProgressGroup() as bars:
@@ -259,9 +237,17 @@ def _model_path(modelfile: Any) -> Path | None:
         keyword, _, value = line.strip().partition(" ")
         if keyword.upper() == "FROM":
             path = Path(value.strip())
-            if path.is_absolute() and DIGEST_RE.match(path.name) and path.is_file():
+            if path.is_absolute() and _is_blob_name(path.name) and path.is_file():
                 return path
     return None
+
+
+def _is_blob_name(name: str) -> bool:
+    try:
+        digest_hex(name)
+    except HanzoError:
+        return False
+    return True
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -287,7 +273,7 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 def _message_error(message: str, name: str) -> HanzoError:
     lowered = message.lower()
     if "not found" in lowered or "file does not exist" in lowered:
-        return NotFoundError(f"model {name!r} not found (Ollama: {message})")
+        return ModelNotFoundError(f"model {name!r} not found (Ollama: {message})")
     return OllamaError(f"Ollama: {message}")
 
 
@@ -298,5 +284,5 @@ def _error(response: httpx.Response, name: str) -> HanzoError:
     except (ValueError, KeyError, TypeError):
         message = f"HTTP {response.status_code} {response.text[:200]}".strip()
     if response.status_code == 404:
-        return NotFoundError(f"model {name!r} not found (Ollama: {message})")
+        return ModelNotFoundError(f"model {name!r} not found (Ollama: {message})")
     return _message_error(message, name)

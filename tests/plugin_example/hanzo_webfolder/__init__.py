@@ -4,9 +4,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 
-from hanzo_cli import hookimpl
-from hanzo_cli.config import data_dir
-from hanzo_cli.providers import ModelInfo, Provider, PullOptions, mtime
+from hanzo_cli.api import ModelInfo, Provider, PullOptions, data_dir, download, hookimpl, mtime
 
 
 class WebFolderProvider(Provider):
@@ -18,10 +16,8 @@ class WebFolderProvider(Provider):
         return folder_set and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) is not None
 
     def pull(self, name: str, options: PullOptions) -> ModelInfo:
-        from hanzo_cli.download import download  # resumable, verified, with progress
-
         url = f"{os.environ['WEBFOLDER_URL']}/{name}.gguf"
-        download(url, data_dir() / "webfolder" / f"{name}.gguf")
+        download(url, data_dir() / "webfolder" / f"{name}.gguf")  # resumable, verified, with progress
         return self.show(name)
 
     def list(self) -> Iterator[ModelInfo]:
