@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from hanzo_cli.embedding import EmbeddingModel, cosine_matrix, load_embedding_model
+from hanzo_cli.errors import HanzoError
 from hanzo_cli.plugins import reset_for_tests
 
 DEFAULT_QUERY_TASK = "Given a web search query, retrieve relevant passages that answer the query"
-from hanzo_cli.errors import HanzoError
 
 CAT = "A cat sits on the mat"
 KITTEN = "A kitten rests on the rug"
