@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import click
 
+from hanzo_cli.constants import ENV_PROGRESS
+
 _quiet = False
 
 
@@ -25,7 +27,7 @@ def set_quiet(quiet: bool) -> None:
 
 
 def progress_enabled() -> bool:
-    forced = os.environ.get("HANZO_PROGRESS", "").strip().lower()
+    forced = (os.environ.get(ENV_PROGRESS) or "").strip().lower()
     if _quiet or forced in ("0", "false", "no", "off"):
         return False
     if forced in ("1", "true", "yes", "on"):

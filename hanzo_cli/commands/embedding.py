@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hanzo_cli.errors import MissingPluginError
+from hanzo_cli.extras import missing_plugin_hint
 from hanzo_cli.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ SHOWN_VALUES = 5
     "--provider",
     "-p",
     metavar="NAME",
-    help="Provider to pull from (default: provider.default, else ollama, else the first with the tier).",
+    help="Provider to pull from (default: provider.default, else the first by priority with the tier).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def pull_cmd(tier: str, reranker: bool, provider: str | None, quiet: bool) -> None:
@@ -56,9 +58,13 @@ def pull_cmd(tier: str, reranker: bool, provider: str | None, quiet: bool) -> No
 
 
 def _tier_provider(reg: Registry, tier: str) -> str:
-    """Ollama (the seed's primary provider) when installed, else the first provider with the tier."""
-    having = [p.name for p in reg.providers.values() if reg.catalog.tier("embed", tier, p.name)]
-    return "ollama" if "ollama" in having or not having else having[0]
+    """The first provider, by priority, whose catalog has the tier (providers are kept in priority
+    order, so the seed's primary source, Ollama, wins when it is installed)."""
+    for provider in reg.providers.values():
+        if provider.can_pull and reg.catalog.tier("embed", tier, provider.name):
+            return provider.name
+    hint = missing_plugin_hint("provider", "ollama")
+    raise MissingPluginError(f"no installed provider's catalog has the {tier} tier{hint}")
 
 
 @click.command("embedding:test")

@@ -144,7 +144,9 @@ def test_rerank_json_is_sorted_by_score(
 
 def test_embedding_pull_needs_a_provider_with_catalog_entries(llama_cpp: None) -> None:
     assert_one_line_error(
-        run_hanzo("embedding:pull"), "provider 'ollama' is not installed", "hanzo-cli[ollama]"
+        run_hanzo("embedding:pull"),
+        "no installed provider's catalog has the lightweight tier",
+        "hanzo-cli[ollama]",
     )
     assert_one_line_error(
         run_hanzo("embedding:pull", "flagship", "--provider", "local"),

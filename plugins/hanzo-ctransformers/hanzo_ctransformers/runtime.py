@@ -18,7 +18,8 @@ EVAL_BATCH = 256
 
 class CTransformersRuntime(Runtime):
     """ctransformers 0.2.27. Its bundled llama.cpp also names falcon, but only llama-architecture
-    GGUFs written by today's ``gguf`` are verified to load (REFERENCE §8), so only those are claimed.
+    GGUFs written by today's ``gguf`` are verified to load (tests/runtimes/test_ctransformers.py),
+    so only those are claimed.
     """
 
     name = "ctransformers"

@@ -2,7 +2,7 @@
 
 Why not ``llama_cpp.Llama``: its batch size is fixed when the model loads, and ``Llama.embed``
 truncates every text to that size (dropping the final [SEP]/EOS), while the fastest batch for short
-texts is small (64 tokens for MiniLM, REFERENCE §9). Here the model loads once and a context is
+texts is small (64 tokens for MiniLM). Here the model loads once and a context is
 (re)created only when a longer text needs a bigger one, so short texts stay fast and long ones are
 embedded whole, up to the model's context.
 
