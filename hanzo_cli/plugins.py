@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "hanzo_cli.commands.model",
     "hanzo_cli.commands.config",
     "hanzo_cli.commands.embedding",
+    "hanzo_cli.commands.plugins",
     "hanzo_cli.commands.node",
 )
 
@@ -124,6 +125,15 @@ def _entry_points() -> list[EntryPoint]:
 
 def _cache_path() -> Path:
     return cache_dir() / "entry-points.json"
+
+
+def forget_entry_points() -> None:
+    """Drop the entry-point cache (after pip changed the environment: a change within one mtime tick
+    of the folder would otherwise go unseen)."""
+    try:
+        _cache_path().unlink()
+    except OSError:
+        pass
 
 
 def load_plugins() -> None:

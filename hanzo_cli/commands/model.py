@@ -1,4 +1,4 @@
-"""The built-in ``model:*`` commands and ``plugins``, registered through ``register_commands``."""
+"""The built-in ``model:*`` commands, registered through ``register_commands``."""
 
 from __future__ import annotations
 
@@ -202,36 +202,7 @@ def delete_cmd(ref: str, provider: str | None, yes: bool) -> None:
     raise NotFoundError(f"model {ref!r} not found")
 
 
-@click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--all", "show_all", is_flag=True, help="Include hanzo's built-in plugins.")
-def plugins_cmd(as_json: bool, show_all: bool) -> None:
-    """List the loaded plugins with their distribution, version and hooks."""
-    from hanzo_cli.output import echo_json
-    from hanzo_cli.plugins import plugin_records
-
-    records = [r for r in plugin_records() if show_all or not r.builtin]
-    if as_json:
-        echo_json(
-            [
-                {
-                    "name": r.name,
-                    "distribution": r.distribution,
-                    "version": r.version,
-                    "hooks": r.hooks,
-                    "builtin": r.builtin,
-                }
-                for r in records
-            ]
-        )
-        return
-    if not records:
-        click.echo("No plugins installed. Try: pip install 'hanzo-cli[all]'", err=True)
-    for r in records:
-        click.echo(f"{r.name}  {r.distribution} {r.version}  hooks: {', '.join(r.hooks)}")
-
-
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    for command in (pull_cmd, list_cmd, show_cmd, delete_cmd, plugins_cmd):
+    for command in (pull_cmd, list_cmd, show_cmd, delete_cmd):
         cli.add_command(command)
