@@ -130,8 +130,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["HANZO_HOME"] = home
         hanzo("model:import", str(gguf), "--name", "bench-minilm")
+        from hanzo_cli.builtin.node.state import free_port
         from hanzo_cli.embedding import load_embedding_model
-        from hanzo_cli.node import free_port
 
         model = load_embedding_model("local:bench-minilm", pull=False)
         url = hanzo("node:start", "--model", "bench-minilm", "--port", str(free_port()))

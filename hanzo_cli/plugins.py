@@ -39,7 +39,7 @@ BUILTIN_PLUGINS = (
     "hanzo_cli.commands.config",
     "hanzo_cli.commands.embedding",
     "hanzo_cli.commands.plugins",
-    "hanzo_cli.commands.node",
+    "hanzo_cli.builtin.node",
 )
 
 

@@ -2,8 +2,8 @@
 
 - ``llama``: skips the test (or fails it with ``REQUIRE_RUNTIMES=1``) when llama.cpp is not installed;
 - ``minilm_ref``: the MiniLM GGUF imported into the test's store as ``minilm``;
-- ``served_minilm``: one real built-in node process (``python -m hanzo_cli.node_server``) serving MiniLM
-  on a free loopback port, shared by a module's tests (its own HANZO_HOME);
+- ``served_minilm``: one real built-in node process (``python -m hanzo_cli.builtin.node.server``) serving
+  MiniLM on a free loopback port, shared by a module's tests (its own HANZO_HOME);
 - ``stop_nodes`` (autouse): stops whatever node a test left running, so no test leaks a process.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hanzo_cli.node import free_port
+from hanzo_cli.builtin.node.state import free_port
 from tests.helpers import run_hanzo
 
 
@@ -37,9 +37,9 @@ def llama() -> None:
 @pytest.fixture(autouse=True)
 def stop_nodes() -> Iterator[None]:
     yield
-    from hanzo_cli import node
+    from hanzo_cli.builtin.node import state
 
-    node.stop(timeout=5)
+    state.stop(timeout=5)
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def served_minilm(
     argv = ["--model", "local:minilm", "--name", "minilm", "--port", str(port)]
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "hanzo_cli.node_server", *argv],
+            [sys.executable, "-m", "hanzo_cli.builtin.node.server", *argv],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ import httpx
 import ollama
 import pytest
 
-from hanzo_cli.node import free_port
+from hanzo_cli.builtin.node.state import free_port
 from tests.helpers import assert_one_line_error, hanzo_json, run_hanzo
 from tests.node.conftest import wait_healthy
 from tests.node.standin import recorded, write_standin
@@ -30,7 +30,7 @@ def start(*args: str, env: dict[str, str] | None = None) -> str:
 
 def alive(pid: int) -> bool:
     try:
-        return "hanzo_cli.node_server" in Path(f"/proc/{pid}/cmdline").read_text()
+        return "hanzo_cli.builtin.node.server" in Path(f"/proc/{pid}/cmdline").read_text()
     except OSError:
         return False
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hanzo_cli.node import free_port
+from hanzo_cli.builtin.node.state import free_port
 from tests.helpers import assert_one_line_error, hanzo_json, run_hanzo
 from tests.node.standin import recorded, write_standin
 
@@ -84,7 +84,7 @@ def test_stale_pid_of_another_program_is_never_signalled(tmp_path: Path) -> None
             "foreground": False,
             "main": {
                 "pid": other.pid,
-                "marker": "hanzo_cli.node_server",
+                "marker": "hanzo_cli.builtin.node.server",
                 "url": "http://127.0.0.1:9",
                 "health_url": "http://127.0.0.1:9/v2/health_check",
                 "log": None,

@@ -1,4 +1,6 @@
-"""``node:start``, ``node:stop``, ``node:status``, ``node:logs``: the hanzo node (:mod:`hanzo_cli.node`)."""
+"""``node:start``, ``node:stop``, ``node:status``, ``node:logs``: the hanzo node's commands.
+
+Loaded by ``hanzo --help``: only click and the node's constants at module level."""
 
 from __future__ import annotations
 
@@ -7,10 +9,14 @@ from pathlib import Path
 
 import click
 
-from hanzo_cli.hookspecs import hookimpl
-
-DEFAULT_IP = "127.0.0.1"  # also hanzo_cli.node.DEFAULT_IP; repeated so --help imports nothing
-DEFAULT_PORT = 9452
+from hanzo_cli.api import hookimpl
+from hanzo_cli.builtin.node.constants import (
+    DEFAULT_IP,
+    DEFAULT_PORT,
+    ENV_API_KEY,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+)
 
 
 @click.command("node:start")
@@ -26,14 +32,15 @@ DEFAULT_PORT = 9452
 @click.option(
     "--embed-url",
     metavar="URL",
-    help="hanzod only: its embedding server (default: Ollama if it serves the model, else a built-in node).",
+    help="hanzod only: its embedding server (default: the model's provider's server if it serves the "
+    "model, else a built-in node).",
 )
-@click.option("--api-key", metavar="KEY", envvar="HANZO_NODE_API_KEY", help="Bearer key clients must send.")
+@click.option("--api-key", metavar="KEY", envvar=ENV_API_KEY, help="Bearer key clients must send.")
 @click.option("--runtime", metavar="NAME", help="Runtime to load the model with (built-in node).")
 @click.option("--foreground", is_flag=True, help="Stay attached; Ctrl-C stops the node.")
 @click.option(
     "--timeout",
-    default=300.0,
+    default=START_TIMEOUT,
     show_default=True,
     type=click.FloatRange(min=1),
     help="Seconds to wait for the node to become ready.",
@@ -55,10 +62,10 @@ def start_cmd(
     The model is pulled first if it is missing. The node runs in the background (pidfile and log
     under hanzo's state and log folders) unless --foreground is given.
     """
-    from hanzo_cli import node
-    from hanzo_cli.embedding import default_model_ref
+    from hanzo_cli.builtin.node import launch
+    from hanzo_cli.embedding import default_model_ref  # not public API yet
 
-    options = node.StartOptions(
+    options = launch.StartOptions(
         model=ref or default_model_ref("embedding.model", "embed", "lightweight"),
         ip=ip,
         port=port,
@@ -69,22 +76,22 @@ def start_cmd(
         timeout=timeout,
     )
     if foreground:
-        ctx.exit(node.run_foreground(options))
-    state = node.start(options)
+        ctx.exit(launch.run_foreground(options))
+    state = launch.start(options)
     click.echo(state.main.url)
 
 
 @click.command("node:stop")
 @click.option(
     "--timeout",
-    default=10.0,
+    default=STOP_TIMEOUT,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds to wait after SIGTERM before SIGKILL.",
 )
 def stop_cmd(timeout: float) -> None:
     """Stop the running node (SIGTERM, then SIGKILL after --timeout). Exits 0 if none was running."""
-    from hanzo_cli import node
+    from hanzo_cli.builtin.node import state as node
 
     stopped = node.stop(timeout)
     if stopped is None:
@@ -98,8 +105,8 @@ def stop_cmd(timeout: float) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool) -> None:
     """Show whether the node runs, and its health. Exit code: 0 healthy, 1 not running, 2 unhealthy."""
-    from hanzo_cli import node
-    from hanzo_cli.output import echo_json
+    from hanzo_cli.api import echo_json
+    from hanzo_cli.builtin.node import state as node
 
     state = node.running()
     if state is None:
@@ -164,9 +171,8 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
 )
 def logs_cmd(follow: bool, lines: int) -> None:
     """Show the node's log (the last node's, if none is running)."""
-    from hanzo_cli import node
-    from hanzo_cli.constants import log_dir
-    from hanzo_cli.errors import HanzoError
+    from hanzo_cli.api import HanzoError, log_dir
+    from hanzo_cli.builtin.node import state as node
 
     state = node.running()
     if state is not None and state.main.log is None:
