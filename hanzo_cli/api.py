@@ -112,6 +112,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
         PullOption,
         PullOptions,
         RemoteFile,
+        RemoteVersion,
         Resolved,
     )
     from hanzo_cli.refs import (
@@ -189,6 +190,7 @@ _SOURCES: dict[str, str] = {
     "QUANT_PREFERENCE": "hanzo_cli.ggufnames",
     "RemoteFile": "hanzo_cli.providers",
     "RemoteFileNotFoundError": "hanzo_cli.errors",
+    "RemoteVersion": "hanzo_cli.providers",
     "Reranker": "hanzo_cli.runtimes",
     "Resolved": "hanzo_cli.providers",
     "Runtime": "hanzo_cli.runtimes",
@@ -279,6 +281,7 @@ __all__ = [
     "PullOptions",
     "RemoteFile",
     "RemoteFileNotFoundError",
+    "RemoteVersion",
     "Reranker",
     "Resolved",
     "Runtime",

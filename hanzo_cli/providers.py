@@ -166,6 +166,34 @@ class Provider(ABC):
         itself. Default: None."""
         return None
 
+    # -- lifecycle (model:outdated, model:update, model:lock); see hanzo_cli.updates ----------------
+
+    def installed_version(self, model: ModelInfo) -> str | None:
+        """What this machine has of ``model``: a manifest digest or a commit. Default: its digest."""
+        return model.digest
+
+    def is_pinned(self, model: ModelInfo) -> bool:
+        """Whether ``model`` was pulled by an exact version (a digest, a commit), so that
+        ``model:update`` never moves it. Default: False."""
+        return False
+
+    def remote_version(self, model: ModelInfo, options: PullOptions) -> RemoteVersion | None:
+        """What ``model``'s name points at upstream now, or None when this provider cannot tell
+        (no source to ask). Raise :class:`~hanzo_cli.errors.HanzoError` when the source cannot be
+        reached (offline, auth, gone): the model is then reported ``unreachable``. At most one
+        request when nothing changed."""
+        return None
+
+    def update(self, model: ModelInfo, options: PullOptions) -> ModelInfo:
+        """Move ``model`` to what its name points at now: fetch only what is missing, switch the
+        name once complete, then remove what only the old version used. Default: pull it again."""
+        return self.pull(model.name, options)
+
+    def pull_exact(self, name: str, version: str, options: PullOptions) -> ModelInfo:
+        """Pull ``name`` exactly at ``version`` (what :meth:`installed_version` reported on the
+        machine that wrote a lock file), or refuse when the source no longer has it."""
+        raise HanzoError(f"provider {self.name!r} cannot pull a model at an exact version")
+
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -174,6 +202,19 @@ class RemoteFile:
     path: str
     size: int
     sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteVersion:
+    """What a local model's name points at upstream now (:meth:`Provider.remote_version`).
+
+    ``files`` are that version's files (a layer's kind or a path in the repo, size, sha256 where
+    known); ``fetch_bytes`` is what an update would download (the files this machine lacks).
+    """
+
+    version: str  # a manifest digest ("sha256:<hex>") or a commit
+    files: tuple[RemoteFile, ...] = ()
+    fetch_bytes: int = 0
 
 
 @dataclass(frozen=True)

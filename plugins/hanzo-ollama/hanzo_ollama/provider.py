@@ -27,6 +27,7 @@ from hanzo_cli.api import (
     PullOption,
     PullOptions,
     RemoteFileNotFoundError,
+    RemoteVersion,
     Store,
     digest_hex,
     manifest_model_info,
@@ -69,22 +70,27 @@ class OllamaProvider(Provider):
         return OllamaServer.probe(self._server_url)
 
     def accepts(self, name: str) -> bool:
+        from hanzo_ollama.lifecycle import split_digest
+
         try:
-            ManifestName.parse(name)
+            ManifestName.parse(split_digest(name)[0])
         except HanzoError:
             return False
         return True
 
     def normalize(self, name: str) -> str:
+        from hanzo_ollama.lifecycle import split_digest
+
         try:
-            return ManifestName.parse(name).display().lower()
+            return ManifestName.parse(split_digest(name)[0]).display().lower()
         except HanzoError:
             return name.strip().lower()
 
     # -- pull ------------------------------------------------------------------------------------
 
     def pull(self, name: str, options: PullOptions) -> ModelInfo:
-        server = None if options.extra.get("native") else self.server()
+        pinned = "@" in name  # by digest: natively, where the manifest's bytes can be checked
+        server = None if options.extra.get("native") or pinned else self.server()
         if server is None:
             return self.pull_native(name, insecure=options.insecure)
         server.pull(name, insecure=options.insecure)
@@ -95,16 +101,23 @@ class OllamaProvider(Provider):
         return found
 
     def pull_native(self, name: str, *, insecure: bool = False) -> ModelInfo:
-        """Fetch the manifest, validate it, download the missing blobs, then write the manifest."""
+        """Fetch the manifest, validate it, download the missing blobs, then write the manifest.
+
+        ``NAME@sha256:<hex>`` fetches the manifest by digest, refuses other bytes, and pins the
+        model (see :mod:`hanzo_ollama.lifecycle`); a pull by tag drops an earlier pin."""
         import httpx
 
+        from hanzo_ollama.lifecycle import check_manifest_digest, set_pin, split_digest
         from hanzo_ollama.registry import RegistryClient, RegistryName
 
+        name, pinned = split_digest(name)
         target = RegistryName.parse(name, insecure=insecure)
         store = self.store
         with httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True) as client:
             registry = RegistryClient(target, client)
-            raw = registry.fetch_manifest()
+            raw = registry.fetch_manifest(pinned)
+            if pinned:
+                check_manifest_digest(raw, pinned, target.name.display())
             manifest = parse_manifest(raw)  # refuse hostile manifests before anything is written
             missing = unique_layers(
                 layer for layer in manifest.blobs if not store.has_blob(layer.digest, layer.size)
@@ -128,6 +141,7 @@ class OllamaProvider(Provider):
                     ) from None
         # Re-pulling (under any spelling) replaces the stored manifest and drops blobs it alone used.
         mname = store.write_manifest(target.name, raw)
+        set_pin(store, mname, pinned)
         return manifest_model_info(store, self.name, mname, store.manifest_path(mname))
 
     # -- list, get, delete -------------------------------------------------------------------------
@@ -169,7 +183,10 @@ class OllamaProvider(Provider):
             server.delete(found.name)  # False (404): only the disk has it
         on_disk = self._disk_name(name)
         if on_disk is not None:
+            from hanzo_ollama.lifecycle import set_pin
+
             self.store.delete(on_disk)
+            set_pin(self.store, on_disk, None)
         return found
 
     def serving_url(self, model: ModelInfo) -> str | None:
@@ -187,14 +204,33 @@ class OllamaProvider(Provider):
             return None
         return None
 
+    # -- lifecycle (model:outdated, model:update, model:lock) ---------------------------------------
+
+    def is_pinned(self, model: ModelInfo) -> bool:
+        from hanzo_ollama.lifecycle import is_pinned
+
+        return is_pinned(self.store, model)
+
+    def remote_version(self, model: ModelInfo, options: PullOptions) -> RemoteVersion | None:
+        from hanzo_ollama.lifecycle import remote_version
+
+        return remote_version(self.store, model, options)
+
+    def pull_exact(self, name: str, version: str, options: PullOptions) -> ModelInfo:
+        from hanzo_ollama.lifecycle import split_digest
+
+        return self.pull_native(f"{split_digest(name)[0]}@{version}", insecure=options.insecure)
+
     # -- disk ------------------------------------------------------------------------------------
 
     def _disk_models(self) -> Iterable[ModelInfo]:
         return manifest_model_infos(self.store, self.name, lambda host: host != LOCAL_HOST)
 
     def _disk_name(self, name: str) -> ManifestName | None:
+        from hanzo_ollama.lifecycle import split_digest
+
         try:
-            wanted = ManifestName.parse(name)
+            wanted = ManifestName.parse(split_digest(name)[0])
         except HanzoError:
             return None
         found = self.store.find_manifest(wanted)

@@ -75,8 +75,9 @@ class RegistryName:
     def base_url(self) -> str:
         return f"{self.scheme}://{self.name.host}/v2/{self.repository}"
 
-    def manifest_url(self) -> str:
-        return f"{self.base_url}/manifests/{self.name.tag}"
+    def manifest_url(self, reference: str | None = None) -> str:
+        """The manifest's URL by tag, or by ``reference`` (a ``sha256:`` digest, for pins)."""
+        return f"{self.base_url}/manifests/{reference or self.name.tag}"
 
     def blob_url(self, digest: str) -> str:
         return f"{self.base_url}/blobs/{digest}"
@@ -104,10 +105,11 @@ class RegistryClient:
 
     # -- pulling ---------------------------------------------------------------------------------
 
-    def fetch_manifest(self) -> bytes:
-        """The raw manifest bytes (not yet validated: the caller runs ``parse_manifest``)."""
+    def fetch_manifest(self, reference: str | None = None) -> bytes:
+        """The raw manifest bytes (not yet validated: the caller runs ``parse_manifest``), by tag
+        or by ``reference`` (a digest)."""
         response = self._send(
-            "GET", self.target.manifest_url(), headers={"Accept": MANIFEST_MEDIA_TYPE}, stream=True
+            "GET", self.target.manifest_url(reference), headers={"Accept": MANIFEST_MEDIA_TYPE}, stream=True
         )
         try:
             if response.status_code != 200:

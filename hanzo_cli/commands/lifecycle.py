@@ -1,0 +1,112 @@
+"""The built-in model lifecycle commands: ``model:outdated``, ``model:update`` (and, as they land,
+``model:lock``, ``model:du``, ``model:prune``). The logic lives in small core modules
+(:mod:`hanzo_cli.updates`, …); providers answer through their lifecycle methods."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from hanzo_cli.errors import HanzoError, UsageError
+from hanzo_cli.hookspecs import hookimpl
+
+
+def _short(version: str | None) -> str:
+    if not version:
+        return "-"
+    return version.split(":", 1)[-1][:12]
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+@click.command("model:outdated")
+@click.argument("refs", nargs=-1, metavar="[REF]...")
+@click.option("--provider", "-p", metavar="NAME", help="Only this provider's models.")
+@click.option("--insecure", is_flag=True, help="Allow plain-HTTP registries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def outdated_cmd(refs: tuple[str, ...], provider: str | None, insecure: bool, as_json: bool) -> None:
+    """Check whether local models changed upstream: up-to-date, outdated (with the bytes an update
+    would download), pinned, unreachable (offline, auth, gone) or untracked (no source to ask)."""
+    from hanzo_cli.output import echo_json, human_size
+    from hanzo_cli.providers import PullOptions
+    from hanzo_cli.updates import OUTDATED, UNREACHABLE, check_all, local_models
+
+    checks = check_all(local_models(refs, provider), PullOptions(insecure=insecure))
+    if as_json:
+        echo_json([c.to_json() for c in checks])
+        return
+    if not checks:
+        click.echo("No models.", err=True)
+        return
+    rows = [("NAME", "PROVIDER", "STATUS", "INSTALLED", "LATEST", "DOWNLOAD")]
+    for c in checks:
+        download = human_size(c.fetch_bytes) if c.status == OUTDATED else "-"
+        rows.append(
+            (c.model.name, c.model.provider, c.status, _short(c.installed), _short(c.latest), download)
+        )
+    _table(rows)
+    for c in checks:
+        if c.status == UNREACHABLE:
+            click.echo(f"{c.model.provider}:{c.model.name}: {c.reason}", err=True)
+
+
+@click.command("model:update")
+@click.argument("refs", nargs=-1, metavar="[REF]...")
+@click.option("--all", "update_all", is_flag=True, help="Update every local model that is outdated.")
+@click.option("--provider", "-p", metavar="NAME", help="Only this provider's models.")
+@click.option("--dry-run", is_flag=True, help="Say what would be updated; change nothing.")
+@click.option("--insecure", is_flag=True, help="Allow plain-HTTP registries.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def update_cmd(
+    refs: tuple[str, ...],
+    update_all: bool,
+    provider: str | None,
+    dry_run: bool,
+    insecure: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Move models to what their names point at now. Only what changed is downloaded; the old version
+    stays usable until the new one is complete; what only the old version used is then removed.
+    Pinned models (pulled by digest or commit) never move."""
+    from hanzo_cli.output import echo_json, human_size, info, set_quiet
+    from hanzo_cli.providers import PullOptions
+    from hanzo_cli.updates import check_all, local_models, update_models
+
+    if bool(refs) == update_all:
+        raise UsageError("give the models to update, or --all (not both)")
+    set_quiet(quiet)
+    options = PullOptions(insecure=insecure, quiet=quiet)
+    results = update_models(check_all(local_models(refs, provider), options), options, dry_run=dry_run)
+    if as_json:
+        echo_json([r.to_json() for r in results])
+    else:
+        for r in results:
+            c = r.check
+            label = f"{c.model.provider}:{c.model.name}"
+            if r.action == "skipped":
+                why = f" ({c.reason})" if c.reason else ""
+                info(f"{label}: {c.status}{why}")
+            elif r.action == "failed":
+                info(f"{label}: update failed: {r.error}")
+            else:
+                info(
+                    f"{label}: {r.action} {_short(c.installed)} -> {_short(c.latest)} "
+                    f"({human_size(c.fetch_bytes)} to download)"
+                )
+    failed = [r for r in results if r.action == "failed"]
+    if failed:
+        names = ", ".join(f"{r.check.model.provider}:{r.check.model.name}" for r in failed)
+        raise HanzoError(f"{len(failed)} update(s) failed: {names}")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    for command in (outdated_cmd, update_cmd):
+        cli.add_command(command)
