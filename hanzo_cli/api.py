@@ -141,6 +141,11 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
         digest_hex,
         parse_manifest,
     )
+    from hanzo_cli.verified import (
+        record_verified,
+        set_aside,
+        verify_existing,
+    )
 
 #: The version of this API (``major.minor``): see the module docstring for what changes it.
 API_VERSION = "1.0"
@@ -228,11 +233,14 @@ _SOURCES: dict[str, str] = {
     "progress_bar": "hanzo_cli.output",
     "quant_of": "hanzo_cli.ggufnames",
     "read_gguf_info": "hanzo_cli.gguf_info",
+    "record_verified": "hanzo_cli.verified",
     "register_setting": "hanzo_cli.config",
+    "set_aside": "hanzo_cli.verified",
     "set_quiet": "hanzo_cli.output",
     "side_files": "hanzo_cli.download",
     "state_dir": "hanzo_cli.constants",
     "store_dir": "hanzo_cli.constants",
+    "verify_existing": "hanzo_cli.verified",
     "warn": "hanzo_cli.output",
 }
 
@@ -318,11 +326,14 @@ __all__ = [
     "progress_bar",
     "quant_of",
     "read_gguf_info",
+    "record_verified",
     "register_setting",
+    "set_aside",
     "set_quiet",
     "side_files",
     "state_dir",
     "store_dir",
+    "verify_existing",
     "warn",
 ]
 

@@ -227,11 +227,27 @@ class Store:
         return self.blobs_dir / f"sha256-{digest_hex(digest)}"
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
+        """Whether the blob is there with this size (cheap: what a manifest write checks)."""
         try:
             st = self.blob_path(digest).stat()
         except FileNotFoundError:
             return False
         return size is None or st.st_size == size
+
+    def check_blob(self, digest: str, size: int | None = None) -> bool:
+        """Whether the blob is there and verified: right size, and content hashing to its digest
+        (hashed once; remembered until the file changes). Ollama, another hanzo or a user may have
+        put it there, so a wrong one is moved to ``.hanzo-corrupt/`` (outside ``blobs/``) and
+        reported as missing, to be fetched again."""
+        from hanzo_cli.verified import set_aside, verify_existing
+
+        path = self.blob_path(digest)
+        if not path.exists():
+            return False
+        if verify_existing(path, digest_hex(digest), size):
+            return True
+        set_aside(path, self.root / ".hanzo-corrupt", "does not match its digest or size")
+        return False
 
     def pull_blob(
         self,
@@ -244,11 +260,14 @@ class Store:
         desc: str | None = None,
         bar: ProgressBar | None = None,
     ) -> Path:
-        """Download a blob into the store (resumable, verified), unless it is already there."""
+        """Download a blob into the store (resumable, verified), unless a verified copy is there."""
         from hanzo_cli.download import download
+        from hanzo_cli.verified import record_verified
 
         path = self.blob_path(digest)
-        download(
+        if self.check_blob(digest, size):
+            return path
+        result = download(
             url,
             path,
             size=size,
@@ -259,6 +278,7 @@ class Store:
             bar=bar,
             partial=self.partial_path(digest),
         )
+        record_verified(path, result.sha256)
         return path
 
     def partial_path(self, digest: str) -> Path:
@@ -344,10 +364,11 @@ class Store:
     def read_manifest(self, path: Path) -> Manifest:
         return parse_manifest(path.read_bytes())
 
-    def write_manifest(self, name: ManifestName, raw: bytes) -> ManifestName:
+    def write_manifest(self, name: ManifestName, raw: bytes, *, prune: bool = True) -> ManifestName:
         """Validate and atomically write a manifest whose blobs are all present, over any manifest
-        of the same name (in whatever spelling it was stored); then remove the blobs only the
-        replaced manifest used. Returns the name as stored."""
+        of the same name (in whatever spelling it was stored); then, with ``prune``, remove the
+        blobs only the replaced manifest used (Ollama keeps them when OLLAMA_NOPRUNE is set: the
+        Ollama provider decides). Returns the name as stored."""
         manifest = parse_manifest(raw)
         with self.lock():
             for layer in manifest.blobs:
@@ -357,7 +378,8 @@ class Store:
             stored = found[0] if found else name
             replaced = self.blob_digests(found[1]) if found else set()
             atomic_write(self.manifest_path(stored), raw)
-            self._collect(replaced - {layer.digest for layer in manifest.blobs})
+            if prune:
+                self._collect(replaced - {layer.digest for layer in manifest.blobs})
         return stored
 
     def blob_digests(self, path: Path) -> set[str]:
@@ -368,8 +390,8 @@ class Store:
         except (HanzoError, OSError):
             return set()
 
-    def delete(self, name: ManifestName) -> list[Path]:
-        """Remove a manifest, then its blobs that no other manifest references."""
+    def delete(self, name: ManifestName, *, prune: bool = True) -> list[Path]:
+        """Remove a manifest, then (with ``prune``) its blobs that no other manifest references."""
         with self.lock():
             found = self.find_manifest(name)
             if found is None:
@@ -378,7 +400,7 @@ class Store:
             mine = self.blob_digests(path)
             path.unlink()
             self._remove_empty_parents(path.parent)
-            return [path, *self._collect(mine)]
+            return [path, *(self._collect(mine) if prune else [])]
 
     def collect(self, digests: set[str]) -> list[Path]:
         """Remove those of ``digests`` that no manifest references any more."""

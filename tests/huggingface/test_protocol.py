@@ -124,7 +124,8 @@ def test_kill_9_mid_pull_then_resume(hub: FakeHub, hf_cache: Path) -> None:
     hub.add_repo("org/big-GGUF", {"big-Q8_0.gguf": data})
     cdn = hub.cdn(data)
     cdn.faults.throttle = 8 * MiB  # bytes per second: slow enough to kill it halfway
-    state = hf_cache / "models--org--big-GGUF" / "blobs" / f"{sha}.incomplete.json"
+    # hanzo's partial and its state live under .locks/, where no huggingface_hub version looks
+    state = hf_cache / ".locks" / "hanzo-partial" / "models--org--big-GGUF" / f"{sha}.json"
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "hanzo_cli", "model:pull", "hf:org/big-GGUF:Q8_0"],
@@ -143,8 +144,9 @@ def test_kill_9_mid_pull_then_resume(hub: FakeHub, hf_cache: Path) -> None:
 
     from huggingface_hub import scan_cache_dir
 
-    partial = [f.file_path.name for f in scan_cache_dir(hf_cache).incomplete_files]
-    assert partial == [f"{sha}.incomplete"]  # huggingface_hub sees an interrupted download
+    info = scan_cache_dir(hf_cache)
+    assert not info.incomplete_files and not info.warnings  # nothing for `hf cache prune` to take
+    assert not list((hf_cache / "models--org--big-GGUF" / "blobs").glob("*"))
     first_run = cdn.bytes_sent
     assert 0 < first_run < size
 
@@ -168,7 +170,7 @@ def _saved_bytes(state: Path) -> int:
 
 def test_sha256_mismatch_is_rejected_and_nothing_kept(hub: FakeHub, hf_cache: Path) -> None:
     data = os.urandom(2 * MiB)
-    hub.add_repo("org/bad-GGUF", {"m-Q8_0.gguf": data})
+    commit = hub.add_repo("org/bad-GGUF", {"m-Q8_0.gguf": data})
     hub.cdn(data).faults.corrupt_offset = 12345
 
     proc = run_hanzo("model:pull", "hf:org/bad-GGUF:Q8_0")
@@ -176,7 +178,9 @@ def test_sha256_mismatch_is_rejected_and_nothing_kept(hub: FakeHub, hf_cache: Pa
     assert_one_line_error(proc, "sha256 mismatch", "m-Q8_0.gguf")
     assert [b for b in blobs(hf_cache) if not b.endswith(".lock")] == []
     assert scanned(hf_cache) == {}
-    assert not (hf_cache / "models--org--bad-GGUF" / "refs").exists()
+    # the ref is written before the download, as huggingface_hub writes it: a later pull (by
+    # either tool) finds the same state huggingface_hub leaves after a failed download
+    assert (hf_cache / "models--org--bad-GGUF" / "refs" / "main").read_text() == commit
 
 
 def test_git_object_id_mismatch_is_rejected(hub: FakeHub, hf_cache: Path) -> None:

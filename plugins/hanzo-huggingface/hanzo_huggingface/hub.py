@@ -199,8 +199,9 @@ def fetch_file(
             desc=file.path,
             partial=partial,
         )
-    # Files kept in git have no sha256 on the Hub: verify their git object id before they become visible.
-    staged = dest.with_name(dest.name + ".unverified")
+    # Files kept in git have no sha256 on the Hub: verify their git object id before they become
+    # visible, staged beside the partial (outside the cache's names when the caller chose so).
+    staged = (partial or dest).with_name((partial or dest).name + ".unverified")
     result = download(file.url, staged, size=file.size, headers=headers, desc=file.path, partial=partial)
     if git_blob_id(staged) != file.blob_id:
         staged.unlink()

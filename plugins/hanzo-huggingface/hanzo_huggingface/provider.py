@@ -26,6 +26,7 @@ from hanzo_cli.api import (
     PullOption,
     PullOptions,
     RemoteFile,
+    RemoteVersion,
     Resolved,
     gguf_models,
 )
@@ -177,6 +178,48 @@ class HuggingFaceProvider(Provider, FileSource):
         whole = not rest or not any(p.lower().endswith(_WEIGHTS) for p in rest)
         scan.delete(snapshot, None if whole else paths)
         return removed
+
+    # -- lifecycle (model:outdated, model:update, model:lock): see hanzo_huggingface.lifecycle ------
+
+    def installed_version(self, model: ModelInfo) -> str | None:
+        from hanzo_huggingface.lifecycle import installed_version
+
+        return installed_version(model)
+
+    def is_pinned(self, model: ModelInfo) -> bool:
+        from hanzo_huggingface.lifecycle import is_pinned
+
+        return is_pinned(model)
+
+    def remote_version(self, model: ModelInfo, options: PullOptions) -> RemoteVersion | None:
+        from hanzo_huggingface.lifecycle import remote_version
+
+        return remote_version(model)
+
+    def update(self, model: ModelInfo, options: PullOptions) -> ModelInfo:
+        """Pull the branch again (only blobs the cache lacks are fetched; the ref moves once every
+        file is linked), then delete this model's files of the old revision unless a branch or tag
+        still names it; blobs the new revision shares are kept."""
+        from hanzo_huggingface.lifecycle import installed_version, superseded_name
+
+        old = installed_version(model)
+        new = self.pull(model.name, PullOptions(insecure=options.insecure, quiet=options.quiet))
+        if old and installed_version(new) != old:
+            repo_id = str(model.details.get("repo_id", ""))
+            snapshot = CacheScan(HubSettings.from_env().cache_dir).find(repo_id, old)
+            if snapshot is not None and not snapshot.refs:
+                try:
+                    self.delete(superseded_name(model, old))
+                except ModelNotFoundError:
+                    pass
+        return new
+
+    def pull_exact(self, name: str, version: str, options: PullOptions) -> ModelInfo:
+        from hanzo_huggingface.lifecycle import exact_name
+
+        return self.pull(
+            exact_name(name, version), PullOptions(insecure=options.insecure, quiet=options.quiet)
+        )
 
 
 @dataclass(frozen=True)
