@@ -10,6 +10,7 @@ that is unique in the revision, else by its path — and any other repo as one s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +32,7 @@ from hanzo_cli.api import (
     gguf_models,
 )
 from hanzo_huggingface.cache import CacheScan, RepoCache, Snapshot
-from hanzo_huggingface.hub import HubSettings, fetch_file, resolve, where
+from hanzo_huggingface.hub import HubFile, HubSettings, Resolution, fetch_file, resolve, where
 from hanzo_huggingface.refs import HubRef, check_revision, model_name, parse
 from hanzo_huggingface.selection import Choice, choose
 
@@ -83,15 +84,21 @@ class HuggingFaceProvider(Provider, FileSource):
             )
         repo = RepoCache(settings.cache_dir, res.repo_id)
         repo.prepare(res.commit)
-        missing = [f for f in res.files if not repo.pointer(res.commit, f.path).exists()]
-        for file in missing:
-            if not repo.blob(file.etag).exists():  # blobs only appear verified; another revision may share it
-                fetch_file(res, file, repo.blob(file.etag), partial=repo.incomplete(file.etag))
+        repo.write_ref(res.revision, res.commit)  # first, as huggingface_hub does
+        fetched = 0
+        for file in res.files:  # every blob, present or not: one found in place is verified first
+            fetched += repo.ensure_blob(
+                file.etag,
+                size=file.size,
+                sha256=file.sha256,
+                label=f"{file.path} in {res.where()}",
+                fetch=functools.partial(_fetch, res, file),
+            )
         # Linked only once every file is here, so a split model never shows up with shards missing.
-        for file in missing:
+        unlinked = [f for f in res.files if not repo.links_to(res.commit, f.path, f.etag)]
+        for file in unlinked:
             repo.link(res.commit, file.path, file.etag)
-        repo.write_ref(res.revision, res.commit)
-        if not missing:
+        if not fetched and not unlinked:
             info(f"{res.where()}: {len(res.files)} file(s), {human_size(res.size)}, already in the cache")
         snapshot = CacheScan(settings.cache_dir).find(res.repo_id, res.commit)
         if snapshot is None:  # pragma: no cover - we just wrote it
@@ -220,6 +227,12 @@ class HuggingFaceProvider(Provider, FileSource):
         return self.pull(
             exact_name(name, version), PullOptions(insecure=options.insecure, quiet=options.quiet)
         )
+
+
+def _fetch(res: Resolution, file: HubFile, dest: Path, partial: Path) -> tuple[str, ...]:
+    """Fetch one file into the cache; the digests it was verified against (for the record)."""
+    result = fetch_file(res, file, dest, partial=partial)
+    return (result.sha256,) if file.sha256 else (result.sha256, file.blob_id)
 
 
 @dataclass(frozen=True)
