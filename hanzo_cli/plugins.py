@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "hanzo_cli.commands.model",
     "hanzo_cli.commands.config",
     "hanzo_cli.commands.embedding",
+    "hanzo_cli.commands.bench",
     "hanzo_cli.commands.plugins",
     "hanzo_cli.commands.lifecycle",
     "hanzo_cli.builtin.node",

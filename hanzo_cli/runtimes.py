@@ -69,6 +69,10 @@ class Runtime(ABC):
     def load_reranker(self, path: Path, **options: Any) -> Reranker:
         raise HanzoError(f"runtime {self.name!r} cannot rerank")
 
+    def version(self) -> str | None:
+        """The version of the library behind the runtime (kept with benchmark results), if known."""
+        return None
+
     @abstractmethod
     def available(self) -> bool:
         """Whether the runtime's library imports (checked without loading any model)."""

@@ -32,6 +32,14 @@ class LlamaCppRuntime(Runtime):
     def available(self) -> bool:
         return importlib.util.find_spec("llama_cpp") is not None
 
+    def version(self) -> str | None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"llama-cpp-python {version('llama_cpp_python')}"
+        except PackageNotFoundError:
+            return None
+
     def load_embedder(self, path: Path, **options: Any) -> Embedder:
         from hanzo_llamacpp.engine import LlamaEmbedder
 
