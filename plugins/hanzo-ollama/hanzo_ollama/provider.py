@@ -119,8 +119,9 @@ class OllamaProvider(Provider):
             if pinned:
                 check_manifest_digest(raw, pinned, target.name.display())
             manifest = parse_manifest(raw)  # refuse hostile manifests before anything is written
+            # Blobs found in place (Ollama's, an older hanzo's) are verified before they are trusted.
             missing = unique_layers(
-                layer for layer in manifest.blobs if not store.has_blob(layer.digest, layer.size)
+                layer for layer in manifest.blobs if not store.check_blob(layer.digest, layer.size)
             )
             _check_free_space(store, missing, target.name.display())
             for layer in missing:
@@ -139,8 +140,9 @@ class OllamaProvider(Provider):
                         f"{target.name.display()}: the registry has no blob {layer.digest} "
                         "that the manifest names"
                     ) from None
-        # Re-pulling (under any spelling) replaces the stored manifest and drops blobs it alone used.
-        mname = store.write_manifest(target.name, raw)
+        # Re-pulling (under any spelling) replaces the stored manifest and drops blobs it alone used,
+        # unless OLLAMA_NOPRUNE is set (server/images.go PullModel skips deleteUnusedLayers then).
+        mname = store.write_manifest(target.name, raw, prune=not no_prune())
         set_pin(store, mname, pinned)
         return manifest_model_info(store, self.name, mname, store.manifest_path(mname))
 
@@ -185,7 +187,9 @@ class OllamaProvider(Provider):
         if on_disk is not None:
             from hanzo_ollama.lifecycle import set_pin
 
-            self.store.delete(on_disk)
+            # Ollama's DeleteHandler (server/routes.go) removes the manifest's unreferenced layers
+            # whatever OLLAMA_NOPRUNE says: that variable only guards pulls, creates and start-up.
+            self.store.delete(on_disk, prune=True)
             set_pin(self.store, on_disk, None)
         return found
 
@@ -242,6 +246,15 @@ class OllamaProvider(Provider):
             return None
         store = self.store
         return manifest_model_info(store, self.name, mname, store.manifest_path(mname))
+
+
+def no_prune() -> bool:
+    """``OLLAMA_NOPRUNE`` as Ollama reads it (envconfig.Bool): unset or empty is false; a value
+    strconv.ParseBool accepts counts as written; anything else set counts as true."""
+    value = os.environ.get("OLLAMA_NOPRUNE", "").strip().strip("\"'").strip()
+    if not value:
+        return False
+    return value not in ("0", "f", "F", "FALSE", "false", "False")
 
 
 def unique_layers(layers: Iterable[Layer]) -> list[Layer]:
