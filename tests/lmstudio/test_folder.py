@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
-from hanzo_lmstudio.folder import inside, is_inside, models_folder
+from hanzo_lmstudio.folder import inside, is_inside, lmstudio_home, models_folder
 
 from hanzo_cli.errors import HanzoError
 
@@ -23,18 +22,44 @@ def write_settings(path: Path, **settings: object) -> None:
     path.write_text(json.dumps({"theme": "dark", **settings}))
 
 
+@pytest.fixture(autouse=True)
+def no_lmstudio_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LMSTUDIO_HOME", raising=False)
+
+
 def test_default_is_dot_lmstudio_models(home: Path) -> None:
     folder = models_folder()
     assert folder.root == home / ".lmstudio" / "models"
-    assert folder.source == "LM Studio's default"
+    assert folder.source == "LM Studio's home (the default)"
 
 
-def test_older_default_is_used_when_only_it_exists(home: Path) -> None:
-    legacy = home / ".cache" / "lm-studio" / "models"
-    legacy.mkdir(parents=True)
-    assert models_folder().root == legacy
+def test_older_home_wins_whenever_it_exists(home: Path) -> None:
+    """lmstudio-js findLMStudioHome: ~/.cache/lm-studio when that folder exists, even next to ~/.lmstudio."""
     (home / ".lmstudio" / "models").mkdir(parents=True)
-    assert models_folder().root == home / ".lmstudio" / "models"
+    legacy = home / ".cache" / "lm-studio"
+    legacy.mkdir(parents=True)
+    assert models_folder().root == legacy / "models"
+    assert lmstudio_home() == (legacy, "the older location")
+
+
+def test_lmstudio_home_wins_over_the_pointer(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (home / ".lmstudio-home-pointer").write_text(str(tmp_path / "pointed"))
+    (home / ".cache" / "lm-studio").mkdir(parents=True)
+    monkeypatch.setenv("LMSTUDIO_HOME", str(tmp_path / "headless"))
+    assert models_folder().root == tmp_path / "headless" / "models"
+    write_settings(tmp_path / "headless" / "settings.json", downloadsFolder=str(tmp_path / "disk"))
+    assert models_folder().root == tmp_path / "disk"
+
+
+def test_pointer_wins_over_the_older_home(home: Path, tmp_path: Path) -> None:
+    (home / ".cache" / "lm-studio").mkdir(parents=True)
+    (home / ".lmstudio-home-pointer").write_text(f"{tmp_path / 'pointed'}\n")
+    assert lmstudio_home()[0] == tmp_path / "pointed"
+    assert models_folder().root == tmp_path / "pointed" / "models"
+    (home / ".lmstudio-home-pointer").write_text("  \n")  # empty: as if absent
+    assert lmstudio_home()[0] == home / ".cache" / "lm-studio"
 
 
 def test_environment_variable_wins(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,13 +85,20 @@ def test_home_pointer_moves_the_settings_file(home: Path, tmp_path: Path) -> Non
     assert models_folder().root == tmp_path / "portable-models"
 
 
-@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the Linux app-data location")
-def test_older_app_data_settings(home: Path, tmp_path: Path) -> None:
-    write_settings(home / ".config" / "LM Studio" / "settings.json", downloadsFolder="~/llms")
-    assert models_folder().root == home / "llms"
-    # ~/.lmstudio/settings.json is the newer place and wins
-    write_settings(home / ".lmstudio" / "settings.json", downloadsFolder=str(tmp_path / "newer"))
-    assert models_folder().root == tmp_path / "newer"
+def test_list_and_delete_use_the_same_folder(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import hanzo_json, run_hanzo
+
+    monkeypatch.setenv("LMSTUDIO_HOME", str(tmp_path / "headless"))
+    gguf = tmp_path / "headless" / "models" / "pub" / "repo" / "m-Q8_0.gguf"
+    gguf.parent.mkdir(parents=True)
+    gguf.write_bytes(b"GGUF" + bytes(60))
+    listed = [m["name"] for m in hanzo_json("model:list", "--json") if m["provider"] == "lmstudio"]
+    assert listed == ["pub/repo/m-Q8_0.gguf"]
+    proc = run_hanzo("model:delete", "--yes", "lmstudio:pub/repo/m-Q8_0.gguf")
+    assert proc.returncode == 0, proc.stderr
+    assert not gguf.exists()
 
 
 @pytest.mark.parametrize(

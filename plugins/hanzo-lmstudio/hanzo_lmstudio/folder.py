@@ -1,31 +1,32 @@
 """Where LM Studio keeps its models, and paths inside that folder that cannot escape it.
 
 LM Studio indexes GGUF files exactly two levels below its models folder:
-``<models>/<publisher>/<repo>/<file>.gguf``. The folder is found, first match wins:
+``<models>/<publisher>/<repo>/<file>.gguf``. The folder is found as LM Studio's own tools find it
+(first match wins), for pulling, listing and deleting alike:
 
-1. ``LMSTUDIO_MODELS_DIR``;
-2. the ``downloadsFolder`` setting in LM Studio's ``settings.json``: ``<home>/settings.json`` where
-   ``<home>`` is ``~/.lmstudio`` (or the folder named in ``~/.lmstudio-home-pointer``), then the
-   older app-data location (``~/.config/LM Studio`` on Linux, ``~/Library/Application Support/
-   LM Studio`` on macOS, ``%APPDATA%/LM Studio`` on Windows);
-3. ``~/.lmstudio/models``, or the older ``~/.cache/lm-studio/models`` when only that one exists.
-
-These locations come from public reports of LM Studio installs, not from a specification: LM
-Studio does not document its settings file. Relative ``downloadsFolder`` values are ignored
-(what they are relative to is not known).
+1. ``LMSTUDIO_MODELS_DIR``: hanzo's explicit override (LM Studio does not read it);
+2. LM Studio's home, as lmstudio-js ``findLMStudioHome.ts`` and lms (``importCmd.ts``) resolve it:
+   ``LMSTUDIO_HOME``; else the path in ``~/.lmstudio-home-pointer`` (when the file is not empty;
+   a relative path is taken from the home directory); else ``~/.cache/lm-studio`` when that folder
+   exists (the older location); else ``~/.lmstudio``. hanzo only reads the pointer file: LM Studio
+   writes it.
+3. In that home: the ``downloadsFolder`` setting of ``<home>/settings.json`` (an absolute path;
+   relative values are ignored, what they are relative to is not documented), else
+   ``<home>/models``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from hanzo_cli.api import HanzoError
 
 MODELS_DIR_ENV = "LMSTUDIO_MODELS_DIR"
+HOME_ENV = "LMSTUDIO_HOME"
+POINTER_FILE = ".lmstudio-home-pointer"
 #: Longest file or folder name accepted from a user or a server (common file-system limit).
 MAX_COMPONENT = 255
 
@@ -43,38 +44,31 @@ def models_folder() -> ModelsFolder:
     env = os.environ.get(MODELS_DIR_ENV, "").strip()
     if env:
         return ModelsFolder(Path(env).expanduser(), MODELS_DIR_ENV)
-    for settings in _settings_files():
-        folder = _downloads_folder(settings)
-        if folder is not None:
-            return ModelsFolder(folder, f"downloadsFolder in {settings}")
-    default = Path.home() / ".lmstudio" / "models"
-    legacy = Path.home() / ".cache" / "lm-studio" / "models"
-    if not default.is_dir() and legacy.is_dir():
-        return ModelsFolder(legacy, "LM Studio's older default")
-    return ModelsFolder(default, "LM Studio's default")
+    home, how = lmstudio_home()
+    settings = home / "settings.json"
+    folder = _downloads_folder(settings)
+    if folder is not None:
+        return ModelsFolder(folder, f"downloadsFolder in {settings}")
+    return ModelsFolder(home / "models", f"LM Studio's home ({how})")
 
 
-def _lmstudio_home() -> Path:
-    pointer = Path.home() / ".lmstudio-home-pointer"
+def lmstudio_home() -> tuple[Path, str]:
+    """LM Studio's home folder and which rule found it (lmstudio-js ``findLMStudioHome.ts``)."""
+    env = os.environ.get(HOME_ENV, "").strip()
+    if env:
+        return Path(env).expanduser(), HOME_ENV
+    user_home = Path.home()
+    pointer = user_home / POINTER_FILE
     try:
         target = pointer.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         target = ""
-    return Path(target).expanduser() if target else Path.home() / ".lmstudio"
-
-
-def _settings_files() -> list[Path]:
-    files = [_lmstudio_home() / "settings.json"]
-    if sys.platform == "darwin":
-        files.append(Path.home() / "Library" / "Application Support" / "LM Studio" / "settings.json")
-    elif sys.platform == "win32":
-        appdata = os.environ.get("APPDATA")
-        if appdata:
-            files.append(Path(appdata) / "LM Studio" / "settings.json")
-    else:
-        config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-        files.append(Path(config) / "LM Studio" / "settings.json")
-    return files
+    if target:
+        return user_home / Path(target).expanduser(), f"named in {pointer}"
+    legacy = user_home / ".cache" / "lm-studio"
+    if legacy.is_dir():
+        return legacy, "the older location"
+    return user_home / ".lmstudio", "the default"
 
 
 def _downloads_folder(settings: Path) -> Path | None:
