@@ -124,6 +124,11 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
         Reranker,
         Runtime,
     )
+    from hanzo_cli.safetensors_info import (
+        SafetensorsInfo,
+        model_format,
+        read_safetensors_info,
+    )
     from hanzo_cli.store import (
         CONFIG_MEDIA_TYPE,
         DEFAULT_HOST,
@@ -166,6 +171,9 @@ _SOURCES: dict[str, str] = {
     "Embedder": "hanzo_cli.runtimes",
     "FileSource": "hanzo_cli.providers",
     "GGUFInfo": "hanzo_cli.gguf_info",
+    "SafetensorsInfo": "hanzo_cli.safetensors_info",
+    "model_format": "hanzo_cli.safetensors_info",
+    "read_safetensors_info": "hanzo_cli.safetensors_info",
     "GGUFModel": "hanzo_cli.ggufnames",
     "HanzoError": "hanzo_cli.errors",
     "IntegrityError": "hanzo_cli.errors",
@@ -294,6 +302,7 @@ __all__ = [
     "Resolved",
     "Runtime",
     "RuntimeFailure",
+    "SafetensorsInfo",
     "Store",
     "UsageError",
     "__version__",
@@ -321,11 +330,13 @@ __all__ = [
     "log_dir",
     "manifest_model_info",
     "manifest_model_infos",
+    "model_format",
     "mtime",
     "parse_manifest",
     "progress_bar",
     "quant_of",
     "read_gguf_info",
+    "read_safetensors_info",
     "record_verified",
     "register_setting",
     "set_aside",

@@ -30,6 +30,9 @@ class CatalogEntry:
     #: The model family (``Qwen3-Embedding``), matched against the GGUF's own name, so a file pulled
     #: under another name (``hf:Qwen/Qwen3-Embedding-0.6B-GGUF``) still gets the family's rules.
     family: str | None = None
+    #: What ``name`` pulls: ``gguf`` (a GGUF file) or ``safetensors`` (the Hub's own model folder).
+    #: The tiers of ``hanzo embedding:pull`` are GGUF unless ``--format safetensors`` is given.
+    format: str = "gguf"
 
 
 class Catalog:
@@ -46,11 +49,16 @@ class Catalog:
             e for e in self.entries if e.alias.lower() == key and (provider is None or e.provider == provider)
         ]
 
-    def tier(self, task: str, tier: str, provider: str | None = None) -> list[CatalogEntry]:
+    def tier(
+        self, task: str, tier: str, provider: str | None = None, format: str = "gguf"
+    ) -> list[CatalogEntry]:
         return [
             e
             for e in self.entries
-            if e.task == task and e.tier == tier and (provider is None or e.provider == provider)
+            if e.task == task
+            and e.tier == tier
+            and e.format == format
+            and (provider is None or e.provider == provider)
         ]
 
     def aliases(self) -> list[str]:

@@ -1,11 +1,13 @@
 """Embedding and reranking models, loaded in-process: from a reference to vectors and scores.
 
 :func:`load_embedding_model` resolves a reference (or the configured default), pulls the model if
-needed, reads its GGUF header, picks a runtime for its architecture and loads it. The returned
-:class:`EmbeddingModel` applies the model's rules on top of the runtime's raw vectors:
+needed, reads its GGUF header (or, for a safetensors model folder, its config.json and
+sentence-transformers configs), picks a runtime for its format and architecture and loads it. The
+returned :class:`EmbeddingModel` applies the model's rules on top of the runtime's raw vectors:
 
-- pooling: what the GGUF declares; when it declares none, the last token for causal models (what
-  LLM-based embedders use) and the mean for bidirectional ones;
+- pooling: what the GGUF (or a folder's ``1_Pooling/config.json``) declares; when a GGUF declares
+  none, the last token for causal models (what LLM-based embedders use) and the mean for
+  bidirectional ones;
 - query instructions: where the catalog says the model (or its family) takes one (Qwen3-Embedding:
   ``Instruct: {task}\\nQuery:{text}``), queries get it and documents go in as they are;
 - every vector is L2-normalised; ``dimensions`` cuts it and normalises again (Matryoshka, like
@@ -25,12 +27,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hanzo_cli import models
 from hanzo_cli.config import env_name, get_setting
-from hanzo_cli.errors import HanzoError, MissingPluginError, NotFoundError, RuntimeFailure
+from hanzo_cli.errors import (
+    HanzoError,
+    MissingPluginError,
+    ModelFileError,
+    NotFoundError,
+    RuntimeFailure,
+)
 from hanzo_cli.extras import missing_plugin_hint
-from hanzo_cli.gguf_info import GGUFInfo, has_gguf_magic, read_gguf_info
+from hanzo_cli.gguf_info import GGUFInfo, read_gguf_info
 from hanzo_cli.plugins import registry
 from hanzo_cli.providers import ModelInfo, PullOptions
 from hanzo_cli.runtimes import Embedder, Reranker, Runtime, choose_runtime
+from hanzo_cli.safetensors_info import SafetensorsInfo, model_format, read_safetensors_info
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,7 +54,8 @@ class EmbeddingModel:
     """A loaded embedding model and the rules for using it (thread-safe: calls are serialised)."""
 
     info: ModelInfo
-    gguf: GGUFInfo
+    #: The GGUF's facts, or None for a safetensors model folder (then see :attr:`folder`).
+    gguf: GGUFInfo | None
     runtime: Runtime
     #: Native vector size.
     dimensions: int
@@ -56,11 +66,21 @@ class EmbeddingModel:
     query_format: str | None = None
     #: The ``{task}`` used when a query gives no instruction of its own.
     query_task: str = ""
+    #: The folder's facts when the model is a safetensors folder.
+    folder: SafetensorsInfo | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def name(self) -> str:
         return f"{self.info.provider}:{self.info.name}"
+
+    @property
+    def facts(self) -> list[str]:
+        """Architecture and weight type, for display: ``["qwen3", "Q8_0"]``, ``["qwen3", "BF16"]``."""
+        if self.folder is not None:
+            return [f for f in (self.folder.architecture, self.folder.dtype, "safetensors") if f]
+        assert self.gguf is not None
+        return [f for f in (self.gguf.architecture, self.gguf.file_type) if f]
 
     def embed(
         self,
@@ -110,7 +130,7 @@ class RerankModel:
     """A loaded reranker: ``rerank(query, documents)`` gives one relevance score per document."""
 
     info: ModelInfo
-    gguf: GGUFInfo
+    gguf: GGUFInfo | None
     runtime: Runtime
     reranker: Reranker = field(repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -146,12 +166,18 @@ def load_embedding_model(
     and ``pull`` is true. ``runtime_options`` go to the runtime's loader (llamacpp: ``threads``,
     ``batch_tokens``, ``max_tokens``)."""
     ref = ref or default_model_ref("embedding.model", "embed", "lightweight")
-    info, gguf = _resolve(ref, provider, pull, pull_options)
-    chosen = select_runtime(gguf.architecture, "embed", runtime)
-    if gguf.pooling_type == "rank":
-        raise HanzoError(f"{info.provider}:{info.name} is a reranker (rank pooling); use: hanzo rerank")
-    pooling = model_pooling(gguf)
-    rules = query_rules(info, gguf)
+    info, gguf, folder = _resolve(ref, provider, pull, pull_options)
+    if folder is not None:
+        chosen = select_runtime(folder.architecture, "embed", runtime, "safetensors")
+        pooling = folder.pooling or "mean"
+        rules = query_rules(info, [info.path.name if info.path else None])
+    else:
+        assert gguf is not None
+        chosen = select_runtime(gguf.architecture, "embed", runtime)
+        if gguf.pooling_type == "rank":
+            raise HanzoError(f"{info.provider}:{info.name} is a reranker (rank pooling); use: hanzo rerank")
+        pooling = model_pooling(gguf)
+        rules = query_rules(info, [gguf.metadata.get("general.basename"), gguf.name])
     options = {**(runtime_options or {}), "pooling": pooling}
     embedder = _load(lambda: chosen.load_embedder(_path(info), **options), info, chosen)
     return EmbeddingModel(
@@ -163,6 +189,7 @@ def load_embedding_model(
         pooling=pooling,
         query_format=rules.query_format if rules else None,
         query_task=(rules.query_task or "") if rules else "",
+        folder=folder,
     )
 
 
@@ -179,9 +206,13 @@ def load_reranker(
     reranker) for reranking, like :func:`load_embedding_model`; the GGUF must declare llama.cpp's
     ``rank`` pooling."""
     ref = ref or default_model_ref("reranker.model", "rerank", "lightweight")
-    info, gguf = _resolve(ref, provider, pull, pull_options)
-    chosen = select_runtime(gguf.architecture, "rerank", runtime)
-    if gguf.pooling_type != "rank":
+    info, gguf, folder = _resolve(ref, provider, pull, pull_options)
+    if folder is not None:
+        chosen = select_runtime(folder.architecture, "rerank", runtime, "safetensors")
+    else:
+        assert gguf is not None
+        chosen = select_runtime(gguf.architecture, "rerank", runtime)
+    if gguf is not None and gguf.pooling_type != "rank":
         raise HanzoError(
             f"{info.provider}:{info.name} is not a reranker: its GGUF declares "
             f"{gguf.pooling_type or 'no'} pooling, not rank (llama.cpp's converter gives rerankers such "
@@ -191,9 +222,9 @@ def load_reranker(
     return RerankModel(info=info, gguf=gguf, runtime=chosen, reranker=reranker)
 
 
-def query_rules(info: ModelInfo, gguf: GGUFInfo) -> CatalogEntry | None:
-    """The catalog entry whose query instruction applies to this model, if any."""
-    labels = [gguf.metadata.get("general.basename"), gguf.name]
+def query_rules(info: ModelInfo, labels: Sequence[object]) -> CatalogEntry | None:
+    """The catalog entry whose query instruction applies to this model, if any; ``labels`` are the
+    model's own names (a GGUF's ``general.basename`` and ``general.name``; a folder's name)."""
     return registry().catalog.rules_for(info.provider, info.name, [str(x) for x in labels if x])
 
 
@@ -205,17 +236,19 @@ def model_pooling(gguf: GGUFInfo) -> str:
     return "last" if causal else "mean"
 
 
-def select_runtime(architecture: str | None, task: str, forced: str | None = None) -> Runtime:
-    """The runtime for a model: ``forced`` if given, else the preferred (setting ``runtime.default``)
-    or first installed one that supports it and whose library imports."""
+def select_runtime(
+    architecture: str | None, task: str, forced: str | None = None, format: str = "gguf"
+) -> Runtime:
+    """The runtime for a ``format`` model: ``forced`` if given, else the preferred (setting
+    ``runtime.default``) or first installed one that supports it and whose library imports."""
     runtimes = registry().runtimes
     if forced:
-        chosen = choose_runtime(runtimes, architecture, task, forced)
+        chosen = choose_runtime(runtimes, architecture, task, forced, format)
     else:
         preferred = get_setting("runtime.default")
         # stable sort: runtimes whose library imports first, then the preferred one, else priority order
         ordered = sorted(runtimes, key=lambda r: (not r.available(), r.name != preferred))
-        chosen = choose_runtime(ordered, architecture, task)
+        chosen = choose_runtime(ordered, architecture, task, format=format)
     if not chosen.available():
         raise MissingPluginError(
             f"runtime {chosen.name!r} is installed but its library is not"
@@ -258,7 +291,9 @@ def default_model_ref(setting: str, task: str, tier: str) -> str:
 
 def _resolve(
     ref: str, provider: str | None, pull: bool, pull_options: PullOptions | None
-) -> tuple[ModelInfo, GGUFInfo]:
+) -> tuple[ModelInfo, GGUFInfo | None, SafetensorsInfo | None]:
+    """The local model and its facts: a GGUF's, or a safetensors folder's (complete, or an error
+    naming the files it lacks)."""
     if pull:
         info = models.ensure(ref, provider, pull_options)
     else:
@@ -267,15 +302,25 @@ def _resolve(
             raise NotFoundError(f"model {ref!r} is not pulled (pull it with: hanzo model:pull {ref})")
         info = found
     path = _path(info)
-    if not has_gguf_magic(path):
-        raise HanzoError(
-            f"{info.provider}:{info.name} is not a GGUF model ({path}); runtimes load GGUF files"
-        )
-    return info, read_gguf_info(path)
+    kind = model_format(path)
+    if kind == "gguf":
+        return info, read_gguf_info(path), None
+    if kind == "safetensors":
+        folder = read_safetensors_info(path)
+        if folder.missing:
+            raise ModelFileError(
+                f"{info.provider}:{info.name} is incomplete: {path} lacks {', '.join(folder.missing)} "
+                f"(pull it again: hanzo model:pull {info.provider}:{info.name})"
+            )
+        return info, None, folder
+    raise HanzoError(
+        f"{info.provider}:{info.name} is neither a GGUF file nor a model folder with config.json "
+        f"({path}); runtimes load GGUF files and safetensors folders"
+    )
 
 
 def _path(info: ModelInfo) -> Path:
-    if info.path is None or not info.path.is_file():
+    if info.path is None or not (info.path.is_file() or info.path.is_dir()):
         raise HanzoError(f"{info.provider}:{info.name} has no local model file to load")
     return info.path
 

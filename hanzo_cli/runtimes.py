@@ -1,8 +1,10 @@
-"""The runtime interface: in-process inference on a local GGUF file, and runtime selection.
+"""The runtime interface: in-process inference on a local model, and runtime selection.
 
-hanzo reads ``general.architecture`` from the GGUF and picks the first runtime that declares both
-the architecture and the task, unless the user forces one with ``--runtime``. "First" is
-deterministic whatever order plugins load in: runtimes are sorted by :attr:`Runtime.priority`,
+A model has a format, ``gguf`` (one GGUF file) or ``safetensors`` (a Hub model folder: config.json,
+tokenizer, ``*.safetensors``), and an architecture: the GGUF's ``general.architecture``, or the
+folder's config.json ``model_type``. hanzo picks the first runtime that reads the format and
+declares both the architecture and the task, unless the user forces one with ``--runtime``. "First"
+is deterministic whatever order plugins load in: runtimes are sorted by :attr:`Runtime.priority`,
 then by name.
 """
 
@@ -49,21 +51,32 @@ class Runtime(ABC):
     description: ClassVar[str] = ""
     #: Tasks this runtime can do: a subset of ``TASKS``.
     tasks: ClassVar[frozenset[str]] = frozenset()
+    #: Model formats this runtime reads: ``gguf`` and/or ``safetensors`` (a model folder).
+    formats: ClassVar[frozenset[str]] = frozenset({"gguf"})
     #: GGUF ``general.architecture`` values this runtime loads.
     architectures: ClassVar[frozenset[str]] = frozenset()
+    #: config.json ``model_type`` values of the safetensors folders this runtime loads.
+    folder_architectures: ClassVar[frozenset[str]] = frozenset()
     #: Lower is tried first when several runtimes can run a model (ties: by name).
     priority: ClassVar[int] = 100
 
-    def supports(self, architecture: str | None, task: str) -> bool:
-        return task in self.tasks and architecture in self.architectures
+    def supports(self, architecture: str | None, task: str, format: str = "gguf") -> bool:
+        if task not in self.tasks or format not in self.formats:
+            return False
+        return architecture in (self.folder_architectures if format == "safetensors" else self.architectures)
 
     def summary(self) -> str:
         """What it can do, for error messages: ``"embed/rerank on bert, llama"``."""
         tasks = "/".join(t for t in TASKS if t in self.tasks) or "nothing"
-        archs = ", ".join(sorted(self.architectures)) or "none"
-        return f"{tasks} on {archs}"
+        parts = []
+        if "gguf" in self.formats:
+            parts.append(", ".join(sorted(self.architectures)) or "none")
+        if "safetensors" in self.formats:
+            parts.append(f"safetensors {', '.join(sorted(self.folder_architectures)) or 'none'}")
+        return f"{tasks} on {'; '.join(parts) or 'none'}"
 
     def load_embedder(self, path: Path, **options: Any) -> Embedder:
+        """Load ``path``: a GGUF file, or a model folder for a runtime that reads safetensors."""
         raise HanzoError(f"runtime {self.name!r} cannot embed")
 
     def load_reranker(self, path: Path, **options: Any) -> Reranker:
@@ -79,9 +92,14 @@ class Runtime(ABC):
 
 
 def choose_runtime(
-    runtimes: Sequence[Runtime], architecture: str | None, task: str, forced: str | None = None
+    runtimes: Sequence[Runtime],
+    architecture: str | None,
+    task: str,
+    forced: str | None = None,
+    format: str = "gguf",
 ) -> Runtime:
-    """The runtime to use for a model of ``architecture`` and ``task``, or a clear error."""
+    """The runtime to use for a ``format`` model of ``architecture`` and ``task``, or a clear error."""
+    kind = "" if format == "gguf" else f"{format} "
     if forced:
         by_name = {r.name: r for r in runtimes}
         if forced not in by_name:
@@ -89,20 +107,27 @@ def choose_runtime(
             known = ", ".join(by_name) or "none installed"
             raise HanzoError(f"unknown runtime {forced!r} (installed: {known}){hint}")
         runtime = by_name[forced]
-        if not runtime.supports(architecture, task):
+        if not runtime.supports(architecture, task, format):
+            able = [r.name for r in runtimes if r.supports(architecture, task, format)]
             raise HanzoError(
-                f"runtime {forced!r} cannot {task} a {architecture or 'unknown'}-architecture model "
-                f"({describe(runtime)})"
+                f"runtime {forced!r} cannot {task} a {kind}{architecture or 'unknown'}-architecture model "
+                f"({describe(runtime)})" + (f"; runtimes that can: {', '.join(able)}" if able else "")
             )
         return runtime
     for runtime in runtimes:
-        if runtime.supports(architecture, task):
+        if runtime.supports(architecture, task, format):
             return runtime
     if not runtimes:
-        raise MissingPluginError(f"no runtime is installed{missing_plugin_hint('runtime', 'llamacpp')}")
+        suggested = "mistralrs" if format == "safetensors" else "llamacpp"
+        raise MissingPluginError(f"no runtime is installed{missing_plugin_hint('runtime', suggested)}")
     listing = "; ".join(f"{r.name}: {describe(r)}" for r in runtimes)
+    # mistral.rs runs safetensors embedding folders; say how to get it when it is not installed
+    hint = missing_plugin_hint("runtime", "mistralrs") if format == "safetensors" else ""
+    if hint and any(r.name == "mistralrs" for r in runtimes):
+        hint = ""
     raise HanzoError(
-        f"no installed runtime can {task} a model of architecture {architecture or 'unknown'!r} ({listing})"
+        f"no installed runtime can {task} a {kind}model of architecture {architecture or 'unknown'!r} "
+        f"({listing}){hint}"
     )
 
 

@@ -10,6 +10,7 @@ import click
 from hanzo_cli.errors import MissingPluginError
 from hanzo_cli.extras import missing_plugin_hint
 from hanzo_cli.hookspecs import hookimpl
+from hanzo_cli.safetensors_info import FORMATS
 
 if TYPE_CHECKING:
     from hanzo_cli.plugins import Registry
@@ -30,9 +31,17 @@ SHOWN_VALUES = 5
     metavar="NAME",
     help="Provider to pull from (default: provider.default, else the first by priority with the tier).",
 )
+@click.option(
+    "--format",
+    "model_format",
+    type=click.Choice(FORMATS),
+    default="gguf",
+    show_default=True,
+    help="gguf (llama.cpp) or safetensors: the Hub's own Qwen3-Embedding repo (mistral.rs).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def pull_cmd(tier: str, reranker: bool, provider: str | None, quiet: bool) -> None:
-    """Pull the catalog's Qwen3 embedding model of TIER (default: lightweight)."""
+def pull_cmd(tier: str, reranker: bool, provider: str | None, model_format: str, quiet: bool) -> None:
+    """Pull the catalog's Qwen3 embedding model of TIER (default: lightweight). Rerankers are GGUF."""
     from hanzo_cli import models
     from hanzo_cli.config import get_setting
     from hanzo_cli.errors import HanzoError
@@ -42,12 +51,17 @@ def pull_cmd(tier: str, reranker: bool, provider: str | None, quiet: bool) -> No
 
     set_quiet(quiet)
     reg = registry()
-    chosen = reg.provider(provider or get_setting("provider.default") or _tier_provider(reg, tier))
-    wanted = [("embed", tier)] + ([("rerank", RERANKER_TIER[tier])] if reranker else [])
-    for task, task_tier in wanted:
-        entries = reg.catalog.tier(task, task_tier, chosen.name)
+    chosen = reg.provider(
+        provider or get_setting("provider.default") or _tier_provider(reg, tier, model_format)
+    )
+    wanted = [("embed", tier, model_format)] + ([("rerank", RERANKER_TIER[tier], "gguf")] if reranker else [])
+    for task, task_tier, fmt in wanted:
+        entries = reg.catalog.tier(task, task_tier, chosen.name, fmt)
         if not entries:
-            raise HanzoError(f"the catalog has no {task_tier} {task} model for provider {chosen.name!r}")
+            kind = "" if fmt == "gguf" else f"{fmt} "
+            raise HanzoError(
+                f"the catalog has no {task_tier} {kind}{task} model for provider {chosen.name!r}"
+            )
         entry = entries[0]
         info(f"pulling {entry.alias} ({chosen.name}:{entry.name})")
         pulled = models.pull(entry.alias, chosen.name, PullOptions(quiet=quiet))
@@ -57,14 +71,16 @@ def pull_cmd(tier: str, reranker: bool, provider: str | None, quiet: bool) -> No
             info(f"make it the default with: hanzo config:set {setting} {entry.alias}")
 
 
-def _tier_provider(reg: Registry, tier: str) -> str:
-    """The first provider, by priority, whose catalog has the tier (providers are kept in priority
-    order, so the seed's primary source, Ollama, wins when it is installed)."""
+def _tier_provider(reg: Registry, tier: str, model_format: str = "gguf") -> str:
+    """The first provider, by priority, whose catalog has the tier in ``model_format`` (providers
+    are kept in priority order, so the seed's primary source, Ollama, wins when it is installed)."""
     for provider in reg.providers.values():
-        if provider.can_pull and reg.catalog.tier("embed", tier, provider.name):
+        if provider.can_pull and reg.catalog.tier("embed", tier, provider.name, model_format):
             return provider.name
-    hint = missing_plugin_hint("provider", "ollama")
-    raise MissingPluginError(f"no installed provider's catalog has the {tier} tier{hint}")
+    # Ollama has the GGUF tiers; only Hugging Face has Qwen's safetensors repos
+    hint = missing_plugin_hint("provider", "ollama" if model_format == "gguf" else "huggingface")
+    kind = "" if model_format == "gguf" else f" {model_format}"
+    raise MissingPluginError(f"no installed provider's catalog has the {tier}{kind} tier{hint}")
 
 
 @click.command("embedding:test")
@@ -122,8 +138,7 @@ def test_cmd(
         echo_json(data)
         return
 
-    gguf = model.gguf
-    facts = ", ".join(f for f in (gguf.architecture, gguf.file_type, f"{model.pooling} pooling") if f)
+    facts = ", ".join([*model.facts, f"{model.pooling} pooling"])
     rows = [
         ("model", f"{model.name} ({facts})"),
         ("runtime", model.runtime.name),

@@ -129,15 +129,21 @@ def list_cmd(provider: str | None, as_json: bool) -> None:
 @click.option("--provider", "-p", metavar="NAME", help="Provider that has the model.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show_cmd(ref: str, provider: str | None, as_json: bool) -> None:
-    """Show a pulled model: files, size, digest and its GGUF metadata."""
+    """Show a pulled model: files, size, digest and its GGUF metadata (or, for a safetensors model
+    folder, what its config.json, safetensors headers and pooling config say)."""
     from hanzo_cli import models
-    from hanzo_cli.gguf_info import has_gguf_magic, read_gguf_info
+    from hanzo_cli.gguf_info import read_gguf_info
     from hanzo_cli.output import echo_json, human_size
+    from hanzo_cli.safetensors_info import model_format, read_safetensors_info
 
     found = models.show(ref, provider)
     data = found.to_json()
-    gguf = read_gguf_info(found.path).to_json() if found.path and has_gguf_magic(found.path) else None
+    kind = model_format(found.path)
+    gguf = read_gguf_info(found.path).to_json() if found.path and kind == "gguf" else None
+    folder = read_safetensors_info(found.path) if found.path and kind == "safetensors" else None
     data["gguf"] = gguf
+    if folder is not None:
+        data["safetensors"] = folder.to_json()
     if as_json:
         echo_json(data)
         return
@@ -158,6 +164,20 @@ def show_cmd(ref: str, provider: str | None, as_json: bool) -> None:
             ("embedding length", str(gguf["embedding_length"] or "-")),
             ("pooling", gguf["pooling_type"] or "-"),
         ]
+    if folder is not None:
+        lines += [
+            ("format", "safetensors"),
+            ("architecture", ", ".join(filter(None, [folder.architecture, *folder.architectures])) or "-"),
+            ("parameters", f"{folder.parameter_count:,}" if folder.parameter_count else "-"),
+            ("dtype", folder.dtype or "-"),
+            ("hidden size", str(folder.hidden_size or "-")),
+            ("layers", str(folder.layers or "-")),
+            ("vocabulary", str(folder.vocab_size or "-")),
+            ("context length", str(folder.context_length or "-")),
+            ("pooling", (folder.pooling or "-") + (", normalized" if folder.normalize else "")),
+        ]
+        if folder.missing:
+            lines.append(("missing", ", ".join(folder.missing)))
     for key, value in found.details.items():
         if isinstance(value, (str, int, float)) and key not in dict(lines):
             lines.append((key, str(value)))
