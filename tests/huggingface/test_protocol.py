@@ -84,11 +84,14 @@ def test_huggingface_hub_finds_what_hanzo_pulled(hub: FakeHub, hf_cache: Path) -
 
 
 def test_whole_snapshot_of_a_real_model_repo(hub: FakeHub, hf_cache: Path) -> None:
-    """all-MiniLM-L6-v2 as on the Hub: weights in LFS behind the CDN, the rest in git, a subfolder."""
+    """all-MiniLM-L6-v2 as on the Hub: weights in LFS behind the CDN, the rest in git, a subfolder.
+    What a runtime loads is pulled: not the README, .gitattributes or the training data config."""
     from huggingface_hub import snapshot_download
 
-    files = minilm_files()
-    commit = hub.add_repo("sentence-transformers/all-MiniLM-L6-v2", files)
+    served = minilm_files()
+    commit = hub.add_repo("sentence-transformers/all-MiniLM-L6-v2", served)
+    left_out = {".gitattributes", "README.md", "data_config.json"}
+    files = {p: s for p, s in served.items() if p not in left_out}
 
     pulled = hanzo_json("model:pull", "hf:sentence-transformers/all-MiniLM-L6-v2", "--json")
 
@@ -99,6 +102,7 @@ def test_whole_snapshot_of_a_real_model_repo(hub: FakeHub, hf_cache: Path) -> No
     assert pulled["size"] == sum(p.stat().st_size for p in files.values())
     for path, source in files.items():
         assert (snapshot / path).read_bytes() == source.read_bytes(), path
+    assert not any((snapshot / p).exists() for p in left_out)
     weights = next(f for f in pulled["files"] if f["path"].endswith("model.safetensors"))
     assert weights["kind"] == "model"
     assert (

@@ -5,6 +5,10 @@ no reranker GGUFs, so the rerankers are community conversions made with llama.cp
 (which writes the ``rank`` pooling and classifier head llama.cpp needs):
 ``ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF`` by ggml-org (llama.cpp's maintainers) and
 ``Voodisss/Qwen3-Reranker-4B-GGUF-llama_cpp`` (its default quant; see ``selection.QUANT_PREFERENCE``).
+
+Each embedding tier also has its safetensors form, Qwen's own ``Qwen/Qwen3-Embedding-*`` repos (what a
+user who copies a name from the Hub types), run by the mistral.rs runtime: aliases ``…-safetensors``,
+chosen by ``hanzo embedding:pull --format safetensors``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,33 @@ ENTRIES = (
         "Qwen/Qwen3-Embedding-0.6B-GGUF:Q8_0",
         tier="lightweight",
         dimensions=1024,
+        **QWEN3_EMBEDDING,
+    ),
+    CatalogEntry(
+        "qwen3-embedding-8b-safetensors",
+        PROVIDER,
+        "Qwen/Qwen3-Embedding-8B",
+        tier="flagship",
+        dimensions=4096,
+        format="safetensors",
+        **QWEN3_EMBEDDING,
+    ),
+    CatalogEntry(
+        "qwen3-embedding-4b-safetensors",
+        PROVIDER,
+        "Qwen/Qwen3-Embedding-4B",
+        tier="balanced",
+        dimensions=2560,
+        format="safetensors",
+        **QWEN3_EMBEDDING,
+    ),
+    CatalogEntry(
+        "qwen3-embedding-0.6b-safetensors",
+        PROVIDER,
+        "Qwen/Qwen3-Embedding-0.6B",
+        tier="lightweight",
+        dimensions=1024,
+        format="safetensors",
         **QWEN3_EMBEDDING,
     ),
     CatalogEntry(

@@ -168,6 +168,12 @@ class LMStudioProvider(Provider):
         hub = _hub()
         resolution = hub.resolve_files(name.repo_id, revision=revision, quant=name.quant, file=file)
         model, first = resolution.gguf, resolution.files[0].path
+        if model is None and any(f.path.endswith(".safetensors") for f in resolution.files):
+            # LM Studio loads GGUFs (and MLX conversions on Apple silicon), not a Transformers repo
+            raise HanzoError(
+                f"{resolution.where} is a safetensors (Transformers) model, which LM Studio cannot load; "
+                f"pull it with: hanzo model:pull hf:{resolution.repo_id} (run by the mistralrs runtime)"
+            )
         if model is None or is_mmproj(first):
             raise HanzoError(
                 f"{resolution.where}: {first} is not a GGUF model; name one with :QUANT or --file"
