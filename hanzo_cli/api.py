@@ -147,6 +147,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
         parse_manifest,
     )
     from hanzo_cli.verified import (
+        file_digests,
         record_verified,
         set_aside,
         verify_existing,
@@ -226,6 +227,7 @@ _SOURCES: dict[str, str] = {
     "fsync_dir": "hanzo_cli.fsutil",
     "get_provider": "hanzo_cli.models",
     "get_setting": "hanzo_cli.config",
+    "file_digests": "hanzo_cli.verified",
     "gguf_models": "hanzo_cli.ggufnames",
     "has_gguf_magic": "hanzo_cli.gguf_info",
     "hookimpl": "hanzo_cli.hookspecs",
@@ -316,6 +318,7 @@ __all__ = [
     "echo_json",
     "env",
     "env_flag",
+    "file_digests",
     "file_source",
     "fsync_dir",
     "get_provider",

@@ -23,9 +23,11 @@ from hanzo_cli.api import (
     Provider,
     PullOption,
     PullOptions,
+    RemoteFile,
     file_source,
     is_mmproj,
     mtime,
+    record_verified,
     side_files,
 )
 from hanzo_lmstudio.folder import ModelsFolder, inside, models_folder
@@ -186,17 +188,23 @@ class LMStudioProvider(Provider):
         # The Hub's spelling of the repo id (checked again: it comes from the server).
         publisher, repo = _existing_folder(folder.root, ModelName.parse(resolution.repo_id))
         targets = _targets(folder.root, publisher, repo, [f.path for f in resolution.files])
-        if len(targets) == 1:
-            digests = [hub.fetch_file(resolution, resolution.files[0], targets[0])]
-        else:
-            # A split model appears all at once: shards are fetched (resumably) under a name LM
-            # Studio ignores, then renamed into place once the last one is verified.
-            staged = [t.with_name(t.name + STAGED) for t in targets]
-            digests = [
-                hub.fetch_file(resolution, f, s) for f, s in zip(resolution.files, staged, strict=True)
-            ]
-            for source, target in zip(staged, targets, strict=True):
-                os.replace(source, target)
+        # A file already in place (LM Studio's own download, lms get, an older hanzo) is used only
+        # once verified against the Hub's size and sha256; a wrong one is set aside and fetched.
+        found = [
+            _verified_in_place(folder.root, t, f) for t, f in zip(targets, resolution.files, strict=True)
+        ]
+        # A split model appears all at once: shards are fetched (resumably) under a name LM Studio
+        # ignores, then renamed into place once the last one is verified.
+        staged = [t if len(targets) == 1 else t.with_name(t.name + STAGED) for t in targets]
+        digests = [
+            digest or hub.fetch_file(resolution, f, s)
+            for digest, f, s in zip(found, resolution.files, staged, strict=True)
+        ]
+        for source, target, digest, was_there in zip(staged, targets, digests, found, strict=True):
+            if not was_there:
+                if source != target:
+                    os.replace(source, target)
+                record_verified(target, digest)
         pulled = next((m for m in models_in(folder.root, publisher, repo) if m.path == targets[0]), None)
         if pulled is None:  # pragma: no cover - we just wrote it; only a concurrent delete gets here
             raise HanzoError(f"{targets[0]} disappeared right after its download")
@@ -223,6 +231,20 @@ class LMStudioProvider(Provider):
                 f"{name}; see lms ls"
             )
         return self._info(folder, matches[0], server_models())
+
+
+def _verified_in_place(root: Path, target: Path, file: RemoteFile) -> str | None:
+    """The sha256 of ``target`` when it is already there and matches the Hub's size and sha256
+    (hashed once, remembered while the file is unchanged), else None. A file that does not match
+    is moved to ``<models>/.hanzo-corrupt/`` (LM Studio indexes only ``<publisher>/<repo>/*.gguf``)."""
+    from hanzo_cli.api import file_digests, set_aside, verify_existing
+
+    if not target.is_file():
+        return None
+    if verify_existing(target, file.sha256, file.size):
+        return file.sha256 or file_digests(target)[0]
+    set_aside(target, root / ".hanzo-corrupt", "does not match the Hub's size or sha256")
+    return None
 
 
 def _select(models: list[LocalModel], name: ModelName) -> list[LocalModel]:
