@@ -194,6 +194,10 @@ class Provider(ABC):
         machine that wrote a lock file), or refuse when the source no longer has it."""
         raise HanzoError(f"provider {self.name!r} cannot pull a model at an exact version")
 
+    def exact_name(self, name: str, version: str) -> str:
+        """The name :meth:`pull_exact` leaves the model under (default: ``name`` itself)."""
+        return name
+
 
 @dataclass(frozen=True)
 class RemoteFile:

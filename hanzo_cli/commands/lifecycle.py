@@ -106,7 +106,61 @@ def update_cmd(
         raise HanzoError(f"{len(failed)} update(s) failed: {names}")
 
 
+@click.command("model:lock")
+@click.argument("refs", nargs=-1, metavar="[REF]...")
+@click.option("--provider", "-p", metavar="NAME", help="Only this provider's models.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default="hanzo.lock",
+    show_default=True,
+    help="Where to write the lock file.",
+)
+@click.option(
+    "--check",
+    "check_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Check that this machine has exactly what FILE locks (exit 1 when it differs).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def lock_cmd(
+    refs: tuple[str, ...], provider: str | None, output: str, check_file: str | None, as_json: bool
+) -> None:
+    """Write a lock file: each model's provider, name, exact version (manifest digest or commit) and
+    every file with its size and sha256. ``hanzo model:pull --lock FILE`` reproduces it elsewhere."""
+    from pathlib import Path
+
+    from hanzo_cli.lockfile import check_lock, lock_model, read_lock, write_lock
+    from hanzo_cli.output import echo_json, info
+    from hanzo_cli.updates import local_models
+
+    if check_file:
+        if refs or provider:
+            raise UsageError("--check takes no models: it checks what the lock file names")
+        checks = check_lock(read_lock(Path(check_file)))
+        if as_json:
+            echo_json([c.to_json() for c in checks])
+        else:
+            for c in checks:
+                info(f"{c.model.label} {_short(c.model.version)}: {c.status}")
+        bad = [c for c in checks if c.status != "ok"]
+        if bad:
+            names = ", ".join(f"{c.model.label} ({c.status})" for c in bad)
+            raise HanzoError(f"this machine differs from {check_file}: {names}")
+        return
+    locked = [lock_model(p, m) for p, m in local_models(refs, provider)]
+    if not locked:
+        raise HanzoError("no models to lock")
+    write_lock(Path(output), locked)
+    if as_json:
+        echo_json([m.to_json() for m in locked])
+    else:
+        info(f"locked {len(locked)} model(s) in {output}")
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    for command in (outdated_cmd, update_cmd):
+    for command in (outdated_cmd, update_cmd, lock_cmd):
         cli.add_command(command)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from hanzo_cli.errors import HanzoError, PluginError
+from hanzo_cli.errors import HanzoError, PluginError, UsageError
 from hanzo_cli.hookspecs import hookimpl
 from hanzo_cli.providers import Provider, PullOption, PullOptions
 
@@ -62,15 +62,22 @@ def given_options(providers: list[Provider], values: dict[str, Any]) -> dict[str
 
 
 @click.command("model:pull", cls=PullCommand)
-@click.argument("ref")
+@click.argument("ref", required=False)
 @click.option(
     "--provider", "-p", metavar="NAME", help="Provider to pull from (default: the first that has it)."
 )
 @click.option("--insecure", is_flag=True, help="Allow plain-HTTP registries.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the pulled model as JSON.")
+@click.option("--lock", "lock_file", metavar="FILE", help="Pull exactly what a lock file (model:lock) names.")
 def pull_cmd(
-    ref: str, provider: str | None, insecure: bool, quiet: bool, as_json: bool, **extra: Any
+    ref: str | None,
+    provider: str | None,
+    insecure: bool,
+    quiet: bool,
+    as_json: bool,
+    lock_file: str | None,
+    **extra: Any,
 ) -> None:
     """Pull a model: REF is [provider:]name or a catalog alias (qwen3-embedding-8b).
 
@@ -81,6 +88,22 @@ def pull_cmd(
     from hanzo_cli.plugins import registry
 
     set_quiet(quiet)
+    if lock_file:
+        from pathlib import Path
+
+        from hanzo_cli.lockfile import pull_locked, read_lock
+
+        if ref or provider:
+            raise UsageError("--lock pulls what the lock file names: give no model or --provider")
+        locked = pull_locked(read_lock(Path(lock_file)), PullOptions(insecure=insecure, quiet=quiet))
+        if as_json:
+            echo_json([m.to_json() for m in locked])
+        else:
+            for m in locked:
+                info(f"pulled {m.provider}:{m.name} ({human_size(m.size)}) -> {m.path}")
+        return
+    if not ref:
+        raise UsageError("give a model to pull (or --lock FILE)")
     given = given_options(list(registry().providers.values()), extra)
     pulled = models.pull(ref, provider, PullOptions(insecure=insecure, quiet=quiet, extra=given))
     if as_json:

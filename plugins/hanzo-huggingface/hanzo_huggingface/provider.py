@@ -222,11 +222,14 @@ class HuggingFaceProvider(Provider, FileSource):
         return new
 
     def pull_exact(self, name: str, version: str, options: PullOptions) -> ModelInfo:
+        return self.pull(
+            self.exact_name(name, version), PullOptions(insecure=options.insecure, quiet=options.quiet)
+        )
+
+    def exact_name(self, name: str, version: str) -> str:
         from hanzo_huggingface.lifecycle import exact_name
 
-        return self.pull(
-            exact_name(name, version), PullOptions(insecure=options.insecure, quiet=options.quiet)
-        )
+        return exact_name(name, version)
 
 
 def _fetch(res: Resolution, file: HubFile, dest: Path, partial: Path) -> tuple[str, ...]:
