@@ -42,6 +42,7 @@ import json, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 import hanzo_cli.download as dl
+import hanzo_cli.download.hashing as hashing
 url, dest, sha, conns, hash_off = sys.argv[1], sys.argv[2], sys.argv[3] or None, int(sys.argv[4]), sys.argv[5]
 if hash_off == "1":
     # Diagnostic only: the transport without the sha256 (this CPU may hash slower than loopback).
@@ -50,7 +51,7 @@ if hash_off == "1":
         def hexdigest(self): return "0" * 64
     class _NoHashlib:
         sha256 = _NoHash
-    dl.hashlib = _NoHashlib
+    hashing.hashlib = _NoHashlib
 t1 = time.perf_counter()
 r = dl.download(url, Path(dest), sha256=sha, connections=conns)
 t2 = time.perf_counter()

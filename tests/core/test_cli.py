@@ -249,6 +249,7 @@ def test_pull_help_names_the_providers_of_each_option() -> None:
 
 def test_errors_know_nothing_of_click() -> None:
     code = "import sys, hanzo_cli.errors, hanzo_cli.store, hanzo_cli.providers, hanzo_cli.gguf_info\n"
+    code += "import hanzo_cli.download, hanzo_cli.download.engine, hanzo_cli.download.transfer\n"
     code += "print('click' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "False"

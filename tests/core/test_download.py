@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 import hanzo_cli.download as dl
+import hanzo_cli.download.policy as policy
+import hanzo_cli.download.state as plan
 from hanzo_cli.download import DownloadResult, download
 from hanzo_cli.errors import (
     DiskFullError,
@@ -49,8 +51,8 @@ def _fast_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Split files of a few MiB into 1 MiB parts, as a multi-GB blob would be split."""
-    monkeypatch.setattr(dl, "MULTIPART_THRESHOLD", 1 * MiB)
-    monkeypatch.setattr(dl, "MIN_PART_SIZE", 1 * MiB)
+    monkeypatch.setattr(plan, "MULTIPART_THRESHOLD", 1 * MiB)
+    monkeypatch.setattr(plan, "MIN_PART_SIZE", 1 * MiB)
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -285,8 +287,8 @@ def test_corrupt_bytes_raise_and_leave_nothing(
     server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multipart: bool
 ) -> None:
     if multipart:
-        monkeypatch.setattr(dl, "MULTIPART_THRESHOLD", 1 * MiB)
-        monkeypatch.setattr(dl, "MIN_PART_SIZE", 1 * MiB)
+        monkeypatch.setattr(plan, "MULTIPART_THRESHOLD", 1 * MiB)
+        monkeypatch.setattr(plan, "MIN_PART_SIZE", 1 * MiB)
     data = payload(3 * MiB)
     server.add_file("/blob", data, corrupt_offset=2 * MiB + 17)
     dest = tmp_path / "f"
@@ -304,7 +306,7 @@ def test_server_size_differs_from_expected(server: FileServer, tmp_path: Path) -
     dest = tmp_path / "f"
     with pytest.raises(IntegrityError, match="size mismatch"):
         download(server.url("/blob"), dest, size=len(data) + 5)
-    assert leftovers(dest) == ["f.partial.lock"] and not dest.exists()
+    assert leftovers(dest) == [] and not dest.exists()  # no sha256: a private partial, removed
 
 
 # --- transient failures -----------------------------------------------------------------------------
@@ -361,8 +363,8 @@ def test_connection_reset_mid_body(
     server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multipart: bool
 ) -> None:
     if multipart:
-        monkeypatch.setattr(dl, "MULTIPART_THRESHOLD", 1 * MiB)
-        monkeypatch.setattr(dl, "MIN_PART_SIZE", 1 * MiB)
+        monkeypatch.setattr(plan, "MULTIPART_THRESHOLD", 1 * MiB)
+        monkeypatch.setattr(plan, "MIN_PART_SIZE", 1 * MiB)
     data = payload(4 * MiB)
     server.add_file("/blob", data, reset_after=300_000, reset_times=3)
     result = download(server.url("/blob"), tmp_path / "f", sha256=sha(data), connections=2)
@@ -455,7 +457,7 @@ def test_not_found(server: FileServer, tmp_path: Path, status: int) -> None:
     # A missing file is a broken source, never "this provider has no such model".
     assert not isinstance(raised.value, ModelNotFoundError)
     assert server.file("/blob").requests == 1  # no retries for a 404
-    assert not dest.exists() and leftovers(dest) == ["f.partial.lock"]
+    assert not dest.exists() and leftovers(dest) == []  # no sha256: nothing shared
 
 
 def test_unauthorized_fails_at_once_without_leaking_query(server: FileServer, tmp_path: Path) -> None:
@@ -573,8 +575,8 @@ def test_ctrl_c_leaves_resumable_partial(
     server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multipart: bool
 ) -> None:
     if multipart:
-        monkeypatch.setattr(dl, "MULTIPART_THRESHOLD", 1 * MiB)
-        monkeypatch.setattr(dl, "MIN_PART_SIZE", 1 * MiB)
+        monkeypatch.setattr(plan, "MULTIPART_THRESHOLD", 1 * MiB)
+        monkeypatch.setattr(plan, "MIN_PART_SIZE", 1 * MiB)
     data = payload(4 * MiB)
     server.add_file("/blob", data, throttle=4 * MiB)
     dest = tmp_path / "f"
@@ -619,30 +621,31 @@ def test_sigint_while_stalled_stops_promptly(server: FileServer, tmp_path: Path)
 
 def test_part_plan() -> None:
     GiB = 1024 * MiB
-    assert len(dl._plan_parts(10 * MiB, 4, True)) == 1
-    assert len(dl._plan_parts(1 * GiB, 4, False)) == 1  # no Range support: one stream
-    assert len(dl._plan_parts(1 * GiB, 1, True)) == 1
-    parts = dl._plan_parts(1 * GiB, 4, True)
-    assert len(parts) == GiB // dl.MIN_PART_SIZE
-    big = dl._plan_parts(50 * GiB + 1, 8, True)
-    assert len(big) <= dl.MAX_PARTS + 1 and big[-1].end == 50 * GiB + 1
+    assert len(plan.plan_parts(10 * MiB, 4, True)) == 1
+    assert len(plan.plan_parts(1 * GiB, 4, False)) == 1  # no Range support: one stream
+    assert len(plan.plan_parts(1 * GiB, 1, True)) == 1
+    parts = plan.plan_parts(1 * GiB, 4, True)
+    assert len(parts) == GiB // plan.MIN_PART_SIZE
+    big = plan.plan_parts(50 * GiB + 1, 8, True)
+    assert len(big) <= plan.MAX_PARTS + 1 and big[-1].end == 50 * GiB + 1
     assert all(big[i].end == big[i + 1].start for i in range(len(big) - 1))
 
 
 def test_connections_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert dl._resolve_connections(None) == dl.DEFAULT_CONNECTIONS
+    assert policy.resolve_connections(None) == policy.DEFAULT_CONNECTIONS
     monkeypatch.setenv("HANZO_DOWNLOAD_CONNECTIONS", "2")
-    assert dl._resolve_connections(None) == 2
-    assert dl._resolve_connections(8) == 8
-    assert dl._resolve_connections(0) == 1
+    assert policy.resolve_connections(None) == 2
+    assert policy.resolve_connections(8) == 8
+    assert policy.resolve_connections(0) == 1
 
 
 _CHILD = """
 import sys
 from pathlib import Path
 import hanzo_cli.download as dl
+import hanzo_cli.download.state as plan
 if sys.argv[4] == "multi":
-    dl.MULTIPART_THRESHOLD = dl.MIN_PART_SIZE = 4 << 20
+    plan.MULTIPART_THRESHOLD = plan.MIN_PART_SIZE = 4 << 20
 dl.download(sys.argv[1], Path(sys.argv[2]), sha256=sys.argv[3], connections=4)
 """
 
@@ -724,6 +727,104 @@ def test_concurrent_processes_download_once(server: FileServer, tmp_path: Path) 
     assert sorted(int(o) for o in outs) == [0, len(data)]
     assert server.bytes_sent("/blob") <= len(data) + 2  # plus at most two probes
     assert dest.read_bytes() == data
+
+
+# --- without a sha256, every process has a partial of its own --------------------------------------
+
+
+def test_without_sha256_each_pull_has_a_partial_of_its_own(server: FileServer, tmp_path: Path) -> None:
+    """Nothing could tell a file spliced from two processes' bytes from a good one, and flock is
+    not reliable on every file system: no sharing, no lock, and nothing left behind."""
+    data = payload(2 * MiB)
+    server.add_file("/blob", data, throttle=8 * MiB)
+    dest = tmp_path / "f"
+    seen: set[str] = set()
+    results: list[DownloadResult] = []
+
+    class Watching(RecordingBar):
+        def update(self, n: int) -> None:
+            super().update(n)
+            seen.update(name for name in leftovers(dest) if not name.endswith((".json", ".tmp")))
+
+    threads = [
+        threading.Thread(target=lambda: results.append(download(server.url("/blob"), dest, bar=Watching())))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [r.sha256 for r in results] == [sha(data)] * 2 and dest.read_bytes() == data
+    assert len(seen) == 2 and all(".partial.private-" in name for name in seen), seen
+    assert server.bytes_sent("/blob") >= 2 * len(data)  # each pull fetched its own copy
+    assert leftovers(dest) == []
+
+
+def test_without_sha256_an_interrupted_pull_leaves_nothing(server: FileServer, tmp_path: Path) -> None:
+    data = payload(2 * MiB)
+    server.add_file("/blob", data, throttle=4 * MiB)
+    dest = tmp_path / "f"
+    with pytest.raises(KeyboardInterrupt):
+        download(server.url("/blob"), dest, bar=InterruptingBar(after=200_000))
+    assert leftovers(dest) == [] and not dest.exists()
+
+
+def test_stale_private_partials_of_dead_processes_are_removed(server: FileServer, tmp_path: Path) -> None:
+    import socket
+
+    data = payload(100_000)
+    server.add_file("/blob", data)
+    dest = tmp_path / "f"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    host = socket.gethostname()
+    stale = [
+        tmp_path / f"f.partial.private-{host}-{dead.stdout.strip()}-0",
+        tmp_path / f"f.partial.private-{host}-{dead.stdout.strip()}-0.json",
+    ]
+    alive = tmp_path / f"f.partial.private-{host}-{os.getppid()}-0"  # a live process's: kept
+    remote = tmp_path / "f.partial.private-elsewhere-1-0"  # another host's: cannot be checked
+    for path in [*stale, alive, remote]:
+        path.write_bytes(b"x")
+    assert set(dl.side_files(dest)) >= {*stale, alive, remote}
+    download(server.url("/blob"), dest)
+    assert leftovers(dest) == sorted([alive.name, remote.name])
+
+
+def test_the_engine_knows_nothing_of_the_cli(server: FileServer, tmp_path: Path) -> None:
+    """Progress and messages reach the caller through what it passes (bar=, notify=): importing
+    the engine loads no Click, and a download with both given never loads hanzo_cli.output."""
+    data = payload(300_000)
+    server.add_file("/blob", data)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "import hanzo_cli.download as dl, hanzo_cli.download.engine, hanzo_cli.download.transfer\n"
+        "print('click' in sys.modules)\n"
+        "class Bar:\n"
+        "    def update(self, n): pass\n"
+        "    def set_total(self, t): pass\n"
+        "    def set_completed(self, c): pass\n"
+        "    def close(self): pass\n"
+        "lines = []\n"
+        "dest = Path(sys.argv[2])\n"
+        "dest.write_bytes(b'stale')\n"
+        "dl.download(sys.argv[1], dest, size=300000, bar=Bar(), notify=lines.append)\n"
+        "print('hanzo_cli.output' in sys.modules, len(lines))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, server.url("/blob"), str(tmp_path / "f")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
+    # (httpx itself imports click, so that is checked before the download.) The "existing file has
+    # 5 bytes" line went to notify.
+    assert proc.stdout.split() == ["False", "False", "1"]
+    assert proc.stderr == ""
 
 
 # --- the test server itself -------------------------------------------------------------------------

@@ -1,0 +1,394 @@
+"""The parallel transfer: ranged parts fetched by worker threads into a preallocated partial.
+
+Up to ``connections`` workers take parts in file order from a queue, each writing with
+``os.pwrite`` at the part's offset; a hasher thread follows the contiguous completed prefix; a
+saver thread writes the state file when the workers ask (every 1% of the file). The caller's
+thread only reports progress and waits, so Ctrl-C reaches it promptly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hanzo_cli.download import state as st
+from hanzo_cli.download.hashing import PrefixHasher
+from hanzo_cli.download.policy import (
+    Restart,
+    Retryable,
+    abort_response,
+    backoff,
+    is_disk_full,
+    parse_content_range,
+)
+from hanzo_cli.download.policy import content_length as _content_length
+from hanzo_cli.download.policy import retry_reason as _retry_reason
+from hanzo_cli.errors import DiskFullError, DownloadError
+from hanzo_cli.units import human_size
+
+if TYPE_CHECKING:
+    import httpx
+
+    from hanzo_cli.download.job import Job
+    from hanzo_cli.output import ProgressBar
+
+#: How often the caller's thread wakes to report progress (seconds).
+POLL_INTERVAL = 0.1
+
+
+class Attempt:
+    """What the threads of one attempt share. A fresh one per attempt, so that a worker stuck in
+    a syscall past its attempt can never touch the next attempt's parts, events or state."""
+
+    def __init__(self, job: Job, parts: list[st.Part]) -> None:
+        self.job = job
+        self.parts = parts
+        self.lock = threading.Lock()  # guards parts' done/end, fetched, since_save, error, active
+        self.cancel = threading.Event()
+        self.ranges_ok = threading.Event()  # a 206 arrived (or the plan no longer has several parts)
+        self.workers_done = threading.Event()
+        self.hash_wake = threading.Event()
+        self.error: BaseException | None = None
+        self.active: set[httpx.Response] = set()
+        self.work: queue.SimpleQueue[st.Part] = queue.SimpleQueue()
+        self.fetched = 0
+        self.since_save = 0
+        self.save_every = st.save_interval(job.size)
+        self.save_wanted = threading.Event()  # wakes the saver thread
+        self.save_lock = threading.Lock()  # one state write at a time, in claim order
+        self.state_closed = False  # set once the attempt is over: late writes claim nothing
+        self.hasher = PrefixHasher(
+            job.partial, self.frontier, finished=self.workers_done, cancel=self.cancel, wake=self.hash_wake
+        )
+
+    def completed(self) -> int:
+        with self.lock:
+            return sum(p.done for p in self.parts)
+
+    def frontier(self) -> int:
+        """End of the contiguous completed prefix of the file."""
+        with self.lock:
+            frontier = 0
+            for p in self.parts:
+                frontier = p.pos
+                if not p.complete:
+                    break
+            return frontier
+
+    def record_error(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+        self.stop_threads()
+
+    def stop_threads(self) -> None:
+        self.cancel.set()
+        self.ranges_ok.set()  # release workers waiting for the first answer
+        self.hash_wake.set()
+        self.save_wanted.set()
+
+    def save_state(self, *, final: bool = False) -> None:
+        """Write the state; with ``final``, the attempt's last word.
+
+        The snapshot is taken under save_lock, so writes land in claim order, and after the
+        bytes it claims were written (workers claim only written bytes).
+        """
+        job = self.job
+        with self.save_lock:
+            with self.lock:
+                if self.state_closed:
+                    return
+                self.since_save = 0
+                self.state_closed = final
+                text = st.state_text(job.size, job.expected_sha, self.parts)
+            try:
+                st.write_state(job.partial, text)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise job.disk_full_error(exc) from None
+                raise
+
+    def close_state(self) -> None:
+        """The attempt completed: no state write may land after the partial is renamed."""
+        with self.save_lock, self.lock:
+            self.state_closed = True
+        self.save_wanted.set()
+
+
+def _thread(ctx: Attempt, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
+    """A daemon thread (one stuck in a syscall must not keep the CLI alive) whose exception
+    stops the attempt and is re-raised by the caller's thread."""
+
+    def run() -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises
+            ctx.record_error(exc)
+
+    return threading.Thread(target=run, name=name, daemon=True)
+
+
+class Transfer:
+    """Fetches the pending parts of one attempt and reports progress to ``bar``."""
+
+    def __init__(self, ctx: Attempt, bar: ProgressBar) -> None:
+        self.ctx = ctx
+        self.job = ctx.job
+        self.bar = bar
+
+    def run(self, pending: list[st.Part], already: int, first_response: httpx.Response | None) -> None:
+        ctx, job = self.ctx, self.job
+        for p in pending:
+            ctx.work.put(p)
+        if first_response is not None or len(pending) == 1:
+            ctx.ranges_ok.set()  # nothing to protect: there is only one request to make
+        n_workers = min(job.connections, len(pending))
+        workers = [
+            _thread(ctx, f"hanzo-download-{i}", self._worker, i, first_response if i == 0 else None)
+            for i in range(n_workers)
+        ]
+        hasher = _thread(ctx, "hanzo-hash", ctx.hasher.run)
+        saver = _thread(ctx, "hanzo-state", self._saver)
+        helpers = [hasher, saver]
+        shown = already
+        try:
+            for t in [*helpers, *workers]:
+                t.start()
+            for t in workers:
+                while t.is_alive():
+                    t.join(POLL_INTERVAL)
+                    shown = self._show_progress(shown)
+            shown = self._show_progress(shown)
+            if ctx.error is None and any(p.end is not None and not p.complete for p in ctx.parts):
+                # Cannot happen unless a code path above forgot to raise: keep what we have.
+                ctx.record_error(DownloadError(f"download of {job.label} stopped early; run it again"))
+            if ctx.error is None:
+                ctx.workers_done.set()
+                ctx.hash_wake.set()
+                while hasher.is_alive():
+                    hasher.join(POLL_INTERVAL)
+            if ctx.error is None:
+                ctx.close_state()
+                saver.join()
+        except BaseException:
+            # Ctrl-C (or a failing progress bar): stop the workers, keep a resumable partial.
+            self._stop([*workers, *helpers])
+            raise
+        finally:
+            with ctx.lock:
+                job.fetched += ctx.fetched
+                ctx.fetched = 0
+        if ctx.error is not None:
+            self._stop([*workers, *helpers])
+            raise ctx.error
+
+    def _show_progress(self, shown: int) -> int:
+        current = self.ctx.completed()
+        if current != shown:
+            self.bar.update(current - shown)
+        return current
+
+    def _stop(self, threads: list[threading.Thread]) -> None:
+        """Cancel the threads promptly and leave a consistent, resumable state on disk."""
+        ctx = self.ctx
+        ctx.stop_threads()
+        with ctx.lock:
+            responses = list(ctx.active)
+        for response in responses:
+            abort_response(response)
+        deadline = time.monotonic() + 5.0
+        for t in threads:
+            if t.ident is not None:
+                t.join(max(0.0, deadline - time.monotonic()))
+        if self.job.partial.exists():
+            # Workers still stuck may write more later, but can no longer claim it.
+            with contextlib.suppress(OSError, DiskFullError):
+                ctx.save_state(final=True)
+        with ctx.lock:
+            ctx.state_closed = True
+
+    def _saver(self) -> None:
+        """Save the state when the workers ask (every 1%): a rename can take milliseconds on
+        ext4, which the workers should spend receiving."""
+        ctx = self.ctx
+        while not (ctx.cancel.is_set() or ctx.state_closed):
+            if ctx.save_wanted.wait(1.0):
+                ctx.save_wanted.clear()
+                if not (ctx.cancel.is_set() or ctx.state_closed):
+                    ctx.save_state()
+
+    def _worker(self, index: int, first_response: httpx.Response | None) -> None:
+        ctx = self.ctx
+        fd = -1
+        try:
+            fd = os.open(self.job.partial, os.O_WRONLY | st.O_BINARY)
+            while not ctx.cancel.is_set():
+                if index > 0 and not ctx.ranges_ok.is_set():
+                    # Until one 206 arrives, only worker 0 asks: a server that ignores Range would
+                    # send the whole file to every connection.
+                    ctx.ranges_ok.wait(POLL_INTERVAL)
+                    continue
+                try:
+                    part = ctx.work.get_nowait()
+                except queue.Empty:
+                    return
+                response, first_response = first_response, None
+                self._fetch_part(fd, part, response)
+        finally:
+            if first_response is not None:
+                first_response.close()
+            if fd >= 0:
+                os.close(fd)
+
+    def _fetch_part(self, fd: int, part: st.Part, response: httpx.Response | None) -> None:
+        ctx, job = self.ctx, self.job
+        attempt = 0
+        while not ctx.cancel.is_set() and not part.complete:
+            start_pos = part.pos
+            retry_after: float | None = None
+            try:
+                if response is None:
+                    if job.ranges_unsupported:
+                        response = job.send(None, None)
+                    else:
+                        response = job.send(part.pos, part.end)
+                current, response = response, None
+                self._stream(fd, part, current)
+                if part.end is None or part.complete or ctx.cancel.is_set():
+                    return  # (unknown size: the body ended where the file ends)
+                if part.pos > start_pos and not job.ranges_unsupported:
+                    # A complete response with a shorter range than asked for (some servers cap
+                    # ranges): ask for the rest at once.
+                    attempt = 0
+                    continue
+                raise Retryable(f"response ended at byte {part.pos} of {part.end}")
+            except Exception as exc:  # noqa: BLE001 - _retry_reason re-raises the rest
+                reason, retry_after = _retry_reason(exc)
+            finally:
+                if response is not None:
+                    response.close()
+                    response = None
+            if ctx.cancel.is_set():
+                return
+            if job.ranges_unsupported or part.end is None:
+                # Without Range support the only way to go on is from byte 0.
+                raise Restart(f"{reason}; the server cannot resume", no_ranges=True)
+            if part.pos > start_pos:
+                attempt = 0  # progress was made: the connection is flaky, not dead
+            attempt += 1
+            if attempt > job.retries:
+                raise DownloadError(
+                    f"download of {job.label} failed after {job.retries} retries: {reason} "
+                    f"({job.safe_url}); {human_size(ctx.completed())} of {human_size(job.size)} "
+                    "kept, running it again resumes"
+                )
+            ctx.cancel.wait(backoff(attempt, retry_after))
+
+    def _check_response(self, part: st.Part, response: httpx.Response) -> None:
+        """Accept ``response`` as the body of ``part``'s remaining bytes, or raise."""
+        ctx, job = self.ctx, self.job
+        status = response.status_code
+        if status == 206 and not job.ranges_unsupported:
+            cr = parse_content_range(response.headers.get("Content-Range"))
+            if cr is None or cr[0] != part.pos:
+                raise Restart("the server sent another range than the one asked for", no_ranges=True)
+            total = cr[2]
+            if total is not None and job.size is not None and total != job.size:
+                job.size_changed(total)
+            ctx.ranges_ok.set()
+            return
+        if status == 200:
+            length = _content_length(response)
+            if length is not None and job.size is not None and length != job.size:
+                job.size_changed(length)
+            if part.pos == 0 and self._collapse_to_one_part(part):
+                return
+            # A 200 answers a ranged request with the whole file: splicing it in would corrupt
+            # the partial, so start over without ranges.
+            raise Restart("the server ignored the Range header", no_ranges=True)
+        if status == 416:
+            # Only incomplete parts are requested (never one that is complete: some registries
+            # answer those with a 416 and a wrong Content-Length), so the server's file is
+            # shorter than ours.
+            raise Restart("the server answered 416 Range Not Satisfiable")
+        job.fail_status(response)
+
+    def _collapse_to_one_part(self, part: st.Part) -> bool:
+        """Make the whole file one part when the first request got the whole body (a 200).
+
+        Possible while no other worker has asked (they wait for ranges_ok) and nothing is on disk:
+        this response is then exactly the file from byte 0, worth using rather than throwing away.
+        """
+        ctx = self.ctx
+        with ctx.lock:
+            if part is not ctx.parts[0] or any(p.done for p in ctx.parts):
+                return False
+            if len(ctx.parts) > 1 and ctx.ranges_ok.is_set():
+                return False
+            part.end = self.job.size
+            ctx.parts[:] = [part]
+            while True:
+                try:
+                    ctx.work.get_nowait()
+                except queue.Empty:
+                    break
+            self.job.ranges_unsupported = True
+        ctx.ranges_ok.set()  # waiting workers find no work and exit
+        return True
+
+    def _stream(self, fd: int, part: st.Part, response: httpx.Response) -> None:
+        ctx = self.ctx
+        with ctx.lock:
+            ctx.active.add(response)
+        try:
+            self._check_response(part, response)
+            pos = part.pos
+            end = part.end
+            for chunk in response.iter_raw():
+                if ctx.cancel.is_set():
+                    return
+                if end is not None and pos + len(chunk) > end:
+                    chunk = chunk[: end - pos]  # never write past the part (a server bug)
+                if chunk:
+                    self._write(fd, chunk, pos)
+                    pos += len(chunk)
+                    self._advance(part, len(chunk))
+                if end is not None and pos >= end:
+                    return
+        finally:
+            with ctx.lock:
+                ctx.active.discard(response)
+            response.close()
+
+    def _write(self, fd: int, data: bytes, pos: int) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.pwrite(fd, view, pos) if hasattr(os, "pwrite") else _seek_write(fd, view, pos)
+                view = view[n:]
+                pos += n
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise self.job.disk_full_error(exc) from None
+            raise
+
+    def _advance(self, part: st.Part, n: int) -> None:
+        """Claim ``n`` more bytes of ``part`` (already written) and save the state now and then."""
+        ctx = self.ctx
+        with ctx.lock:
+            part.done += n
+            ctx.fetched += n
+            ctx.since_save += n
+            save = ctx.since_save >= ctx.save_every
+        if save:
+            ctx.save_wanted.set()
+
+
+def _seek_write(fd: int, data: memoryview, pos: int) -> int:  # pragma: no cover - Windows
+    os.lseek(fd, pos, os.SEEK_SET)
+    return os.write(fd, data)
