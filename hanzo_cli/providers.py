@@ -198,6 +198,20 @@ class Provider(ABC):
         """The name :meth:`pull_exact` leaves the model under (default: ``name`` itself)."""
         return name
 
+    # -- disk (model:du, model:prune); see hanzo_cli.diskusage -------------------------------------
+
+    def reclaimable(self, partials_older_than: float) -> Sequence[Reclaimable]:
+        """Files of this provider's store that no model needs: orphan blobs, partial downloads
+        untouched for ``partials_older_than`` seconds and not being written (their lock is free).
+        Never a file a manifest, snapshot or running pull still uses. Default: none."""
+        return []
+
+    def reclaim(self, items: Sequence[Reclaimable], partials_older_than: float) -> Sequence[Reclaimable]:
+        """Remove those of ``items`` that are still reclaimable now (checked again under the
+        store's locks); return what was removed. Default: nothing."""
+        return []
+
+
 
 @dataclass(frozen=True)
 class RemoteFile:
@@ -206,6 +220,19 @@ class RemoteFile:
     path: str
     size: int
     sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Reclaimable:
+    """A file :meth:`Provider.reclaimable` says no model needs, and why."""
+
+    provider: str
+    path: Path
+    size: int
+    reason: str  # "orphan blob", "stale partial"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "path": str(self.path), "size": self.size, "reason": self.reason}
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,61 @@ def lock_cmd(
         info(f"locked {len(locked)} model(s) in {output}")
 
 
+@click.command("model:du")
+@click.option("--provider", "-p", metavar="NAME", help="Only this provider's store.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def du_cmd(provider: str | None, as_json: bool) -> None:
+    """Disk usage: bytes per provider and per model, bytes shared between models and between
+    providers (each file counted once), duplicate copies, and what model:prune would reclaim."""
+    from hanzo_cli.diskusage import measure
+    from hanzo_cli.output import echo_json, human_size
+
+    usage = measure(provider)
+    if as_json:
+        echo_json(usage.to_json())
+        return
+    rows = [("PROVIDER", "MODEL", "SIZE", "SHARED")]
+    rows += [(m.provider, m.name, human_size(m.bytes), human_size(m.shared_bytes)) for m in usage.models]
+    _table(rows)
+    click.echo("")
+    for name, size in sorted(usage.providers.items()):
+        click.echo(f"{name}: {human_size(size)}")
+    click.echo(f"total: {human_size(usage.total_bytes)} on disk")
+    click.echo(f"shared between models: {human_size(usage.shared_between_models)}")
+    click.echo(f"shared between providers: {human_size(usage.shared_between_providers)}")
+    click.echo(f"duplicate copies: {human_size(usage.duplicate_bytes)}")
+    click.echo(f"reclaimable: {human_size(usage.reclaimable_bytes)} ({len(usage.reclaimable)} files)")
+
+
+@click.command("model:prune")
+@click.option("--provider", "-p", metavar="NAME", help="Only this provider's store.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--partials-older-than",
+    "age",
+    default="24h",
+    show_default=True,
+    metavar="AGE",
+    help="Partial downloads untouched this long are stale (30m, 12h, 7d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def prune_cmd(provider: str | None, dry_run: bool, age: str, as_json: bool) -> None:
+    """Remove what model:du calls reclaimable (orphan blobs, stale partial downloads) and nothing
+    else: never a file a manifest, snapshot or running pull uses."""
+    from hanzo_cli.diskusage import parse_age, prune
+    from hanzo_cli.output import echo_json, human_size, info
+
+    removed = prune(provider, parse_age(age), dry_run=dry_run)
+    if as_json:
+        echo_json([item.to_json() for item in removed])
+        return
+    verb = "would remove" if dry_run else "removed"
+    for item in removed:
+        info(f"{verb} {item.reason} {item.path} ({human_size(item.size)})")
+    info(f"{verb} {len(removed)} file(s), {human_size(sum(i.size for i in removed))}")
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    for command in (outdated_cmd, update_cmd, lock_cmd):
+    for command in (outdated_cmd, update_cmd, lock_cmd, du_cmd, prune_cmd):
         cli.add_command(command)

@@ -8,7 +8,13 @@ asked for only when the commit moved, to say what an update would download.
 
 from __future__ import annotations
 
-from hanzo_cli.api import HanzoError, ModelInfo, RemoteFile, RemoteVersion
+import os
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hanzo_cli.api import HanzoError, ModelInfo, Reclaimable, RemoteFile, RemoteVersion
 from hanzo_huggingface.refs import DEFAULT_REVISION, is_commit, model_name, parse
 
 
@@ -63,3 +69,98 @@ def exact_name(name: str, commit: str) -> str:
     """``name`` at ``commit`` (a lock file's entry)."""
     ref = parse(name)
     return model_name(ref.repo_id, commit, quant=ref.quant, path=ref.path)
+
+
+# -- disk: model:du / model:prune -------------------------------------------------------------------
+
+#: An unlinked blob younger than this is kept: a pull links its blobs only once all are here.
+ORPHAN_GRACE_SECONDS = 3600.0
+_ETAG = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+
+
+def _locks(cache_dir: Path, repo: Path, etag: str) -> list[Path]:
+    """The locks a download of ``etag`` holds: hanzo's (beside the partial) and huggingface_hub's."""
+    return [repo / "blobs" / f"{etag}.incomplete.lock", cache_dir / ".locks" / repo.name / f"{etag}.lock"]
+
+
+def _held(lock_path: Path) -> bool:
+    from filelock import FileLock, Timeout
+
+    if not lock_path.exists():
+        return False
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def _scan(cache_dir: Path, provider: str, partials_older_than: float) -> list[Reclaimable]:
+    items: list[Reclaimable] = []
+    now = time.time()
+    for repo in sorted(cache_dir.glob("models--*")):
+        blobs = repo / "blobs"
+        if not blobs.is_dir():
+            continue
+        linked = set()
+        for link in (repo / "snapshots").rglob("*"):
+            if link.is_symlink():
+                linked.add(Path(os.readlink(link)).name)
+        groups: dict[str, list[Path]] = {}
+        for f in blobs.iterdir():
+            etag, dot, _ = f.name.partition(".")
+            if dot and _ETAG.match(etag):
+                groups.setdefault(etag, []).append(f)
+        busy = any(_held(lock) for etag in groups for lock in _locks(cache_dir, repo, etag))
+        for etag, files in sorted(groups.items()):
+            newest = max(f.stat().st_mtime for f in files)
+            if now - newest >= partials_older_than and not any(
+                _held(x) for x in _locks(cache_dir, repo, etag)
+            ):
+                items.extend(
+                    Reclaimable(provider, f, f.stat().st_size, "stale partial") for f in sorted(files)
+                )
+        if busy:
+            continue  # a pull is under way in this repo: its finished blobs are not linked yet
+        for blob in sorted(blobs.iterdir()):
+            if not _ETAG.match(blob.name) or blob.name in linked:
+                continue
+            st = blob.stat()
+            if now - st.st_mtime >= ORPHAN_GRACE_SECONDS:
+                items.append(Reclaimable(provider, blob, st.st_size, "orphan blob"))
+    return items
+
+
+def reclaimable(provider: str, partials_older_than: float) -> list[Reclaimable]:
+    from hanzo_huggingface.hub import HubSettings
+
+    cache_dir = HubSettings.from_env().cache_dir
+    return _scan(cache_dir, provider, partials_older_than) if cache_dir.is_dir() else []
+
+
+def reclaim(provider: str, items: Sequence[Reclaimable], partials_older_than: float) -> list[Reclaimable]:
+    """Remove what is still reclaimable when checked again (a partial under its own lock)."""
+    from filelock import FileLock, Timeout
+
+    wanted = {item.path for item in items}
+    removed: list[Reclaimable] = []
+    for item in reclaimable(provider, partials_older_than):
+        if item.path not in wanted:
+            continue
+        if item.reason == "stale partial":
+            etag = item.path.name.partition(".")[0]
+            lock = FileLock(str(item.path.with_name(f"{etag}.incomplete.lock")))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                item.path.unlink(missing_ok=True)
+            finally:
+                lock.release()
+        else:
+            item.path.unlink(missing_ok=True)
+        removed.append(item)
+    return removed

@@ -26,6 +26,7 @@ from hanzo_cli.api import (
     Provider,
     PullOption,
     PullOptions,
+    Reclaimable,
     RemoteFile,
     RemoteVersion,
     Resolved,
@@ -230,6 +231,16 @@ class HuggingFaceProvider(Provider, FileSource):
         from hanzo_huggingface.lifecycle import exact_name
 
         return exact_name(name, version)
+
+    def reclaimable(self, partials_older_than: float) -> Sequence[Reclaimable]:
+        from hanzo_huggingface.lifecycle import reclaimable
+
+        return reclaimable(self.name, partials_older_than)
+
+    def reclaim(self, items: Sequence[Reclaimable], partials_older_than: float) -> Sequence[Reclaimable]:
+        from hanzo_huggingface.lifecycle import reclaim
+
+        return reclaim(self.name, items, partials_older_than)
 
 
 def _fetch(res: Resolution, file: HubFile, dest: Path, partial: Path) -> tuple[str, ...]:

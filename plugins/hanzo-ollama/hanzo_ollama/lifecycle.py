@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from hanzo_cli.api import (
@@ -20,6 +25,7 @@ from hanzo_cli.api import (
     ManifestName,
     ModelInfo,
     PullOptions,
+    Reclaimable,
     RemoteFile,
     RemoteVersion,
     Store,
@@ -109,3 +115,160 @@ def remote_version(store: Store, model: ModelInfo, options: PullOptions) -> Remo
     ]
     files = tuple(RemoteFile(layer.kind, layer.size, digest_hex(layer.digest)) for layer in manifest.blobs)
     return RemoteVersion(manifest.digest, files, sum(layer.size for layer in missing))
+
+
+# -- disk: model:du / model:prune -------------------------------------------------------------------
+
+#: An unreferenced blob younger than this is kept: a pull (ours, or Ollama's own) may be about to
+#: write the manifest that names it (as ``git gc`` keeps young loose objects).
+ORPHAN_GRACE_SECONDS = 3600.0
+_BLOB_RE = re.compile(r"^sha256-([0-9a-f]{64})$")
+_INTENT_PREFIX = "pulling-"
+
+
+def _partial_dir(store: Store) -> Path:
+    return store.partial_path("sha256:" + "0" * 64).parent
+
+
+@contextmanager
+def pulling(store: Store, digests: Iterable[str]) -> Iterator[None]:
+    """While a pull runs, record the blobs its manifest names, so that ``model:prune`` in another
+    process keeps them until the manifest is written. The record is held under a file lock: a
+    record whose lock is free is a crashed pull's, and means nothing."""
+    from filelock import FileLock
+
+    folder = _partial_dir(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / f"{_INTENT_PREFIX}{uuid.uuid4().hex}.json"
+    held = FileLock(str(record.with_suffix(".lock")))
+    held.acquire()
+    try:
+        with store.lock():  # prune scans under this lock: it sees the record, or ran before it
+            atomic_write(record, json.dumps(sorted(set(digests))).encode())
+        yield
+    finally:
+        record.unlink(missing_ok=True)
+        held.release()
+        Path(held.lock_file).unlink(missing_ok=True)
+
+
+def _lock_is_free(lock_path: Path) -> bool:
+    from filelock import FileLock, Timeout
+
+    if not lock_path.exists():
+        return True  # nobody holds it (and taking it here would leave a new file behind)
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    lock.release()
+    return True
+
+
+def _in_use_by_pulls(store: Store) -> set[str]:
+    kept: set[str] = set()
+    for record in _partial_dir(store).glob(f"{_INTENT_PREFIX}*.json"):
+        if _lock_is_free(record.with_suffix(".lock")):
+            continue  # a crashed pull's record
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, list):
+            kept.update(d for d in data if isinstance(d, str))
+    return kept
+
+
+def _scan(store: Store, provider: str, partials_older_than: float) -> list[Reclaimable]:
+    """What no model needs; called with the store's lock held."""
+    items: list[Reclaimable] = []
+    now = time.time()
+    used: set[str] = set()
+    readable = True
+    for _, path in store.manifests():
+        try:
+            used.update(layer.digest for layer in store.read_manifest(path).blobs)
+        except (HanzoError, OSError):
+            readable = False  # its blobs are unknown: call nothing an orphan
+    if readable and store.blobs_dir.is_dir():
+        used |= _in_use_by_pulls(store)
+        for blob in sorted(store.blobs_dir.iterdir()):
+            match = _BLOB_RE.match(blob.name)  # Ollama's own "-partial" downloads never match
+            if not match or "sha256:" + match.group(1) in used:
+                continue
+            st = blob.stat()
+            if now - st.st_mtime >= ORPHAN_GRACE_SECONDS:
+                items.append(Reclaimable(provider, blob, st.st_size, "orphan blob"))
+    folder = _partial_dir(store)
+    groups: dict[str, list[Path]] = {}
+    for f in folder.glob("sha256-*") if folder.is_dir() else ():
+        groups.setdefault(f.name.split(".", 1)[0], []).append(f)
+    for base, files in sorted(groups.items()):
+        lock = folder / f"{base}.lock"
+        newest = max(f.stat().st_mtime for f in files)
+        if now - newest >= partials_older_than and _lock_is_free(lock):
+            items.extend(Reclaimable(provider, f, f.stat().st_size, "stale partial") for f in sorted(files))
+    return items
+
+
+def reclaimable(store: Store, provider: str, partials_older_than: float) -> list[Reclaimable]:
+    if not store.root.is_dir():
+        return []
+    with store.lock():
+        return _scan(store, provider, partials_older_than)
+
+
+def reclaim(
+    store: Store, provider: str, items: Sequence[Reclaimable], partials_older_than: float
+) -> list[Reclaimable]:
+    """Remove what is still reclaimable, under the store's lock (no pull registers meanwhile)."""
+    from filelock import FileLock, Timeout
+
+    wanted = {item.path for item in items}
+    removed: list[Reclaimable] = []
+    if not store.root.is_dir():
+        return removed
+    with store.lock():
+        partials: dict[Path, list[Reclaimable]] = {}
+        for item in _scan(store, provider, partials_older_than):
+            if item.path not in wanted:
+                continue
+            if item.reason == "stale partial":
+                base = item.path.with_name(item.path.name.split(".", 1)[0])
+                partials.setdefault(base, []).append(item)
+            else:
+                item.path.unlink(missing_ok=True)
+                removed.append(item)
+        for base, group in partials.items():
+            lock = FileLock(str(base.with_name(base.name + ".lock")))
+            try:
+                lock.acquire(timeout=0)  # a download that resumed since the scan keeps its partial
+            except Timeout:
+                continue
+            try:
+                for item in group:
+                    item.path.unlink(missing_ok=True)
+                removed.extend(group)
+            finally:
+                lock.release()
+                Path(lock.lock_file).unlink(missing_ok=True)
+    return removed
+    with store.lock():
+        for item in _scan(store, provider, partials_older_than):
+            if item.path not in wanted:
+                continue
+            if item.reason == "stale partial":
+                lock = FileLock(str(item.path.parent / (item.path.name.split(".", 1)[0] + ".lock")))
+                try:
+                    lock.acquire(timeout=0)  # a download that started since the scan keeps it
+                except Timeout:
+                    continue
+                try:
+                    item.path.unlink(missing_ok=True)
+                finally:
+                    lock.release()
+            else:
+                item.path.unlink(missing_ok=True)
+            removed.append(item)
+    return removed

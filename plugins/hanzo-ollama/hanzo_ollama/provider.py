@@ -9,6 +9,7 @@ server (if up) and the layout on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ from hanzo_cli.api import (
     Provider,
     PullOption,
     PullOptions,
+    Reclaimable,
     RemoteFileNotFoundError,
     RemoteVersion,
     Store,
@@ -107,18 +109,23 @@ class OllamaProvider(Provider):
         model (see :mod:`hanzo_ollama.lifecycle`); a pull by tag drops an earlier pin."""
         import httpx
 
-        from hanzo_ollama.lifecycle import check_manifest_digest, set_pin, split_digest
+        from hanzo_ollama.lifecycle import check_manifest_digest, pulling, set_pin, split_digest
         from hanzo_ollama.registry import RegistryClient, RegistryName
 
         name, pinned = split_digest(name)
         target = RegistryName.parse(name, insecure=insecure)
         store = self.store
-        with httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True) as client:
+        with (
+            httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True) as client,
+            contextlib.ExitStack() as keep,
+        ):
             registry = RegistryClient(target, client)
             raw = registry.fetch_manifest(pinned)
             if pinned:
                 check_manifest_digest(raw, pinned, target.name.display())
             manifest = parse_manifest(raw)  # refuse hostile manifests before anything is written
+            # Until the manifest is written, model:prune (any process) keeps the blobs it names.
+            keep.enter_context(pulling(store, (layer.digest for layer in manifest.blobs)))
             # Blobs found in place (Ollama's, an older hanzo's) are verified before they are trusted.
             missing = unique_layers(
                 layer for layer in manifest.blobs if not store.check_blob(layer.digest, layer.size)
@@ -140,10 +147,10 @@ class OllamaProvider(Provider):
                         f"{target.name.display()}: the registry has no blob {layer.digest} "
                         "that the manifest names"
                     ) from None
-        # Re-pulling (under any spelling) replaces the stored manifest and drops blobs it alone used,
-        # unless OLLAMA_NOPRUNE is set (server/images.go PullModel skips deleteUnusedLayers then).
-        mname = store.write_manifest(target.name, raw, prune=not no_prune())
-        set_pin(store, mname, pinned)
+            # Re-pulling (under any spelling) replaces the stored manifest and drops blobs it alone
+            # used, unless OLLAMA_NOPRUNE is set (server/images.go PullModel skips deleteUnusedLayers).
+            mname = store.write_manifest(target.name, raw, prune=not no_prune())
+            set_pin(store, mname, pinned)
         return manifest_model_info(store, self.name, mname, store.manifest_path(mname))
 
     # -- list, get, delete -------------------------------------------------------------------------
@@ -224,6 +231,16 @@ class OllamaProvider(Provider):
         from hanzo_ollama.lifecycle import split_digest
 
         return self.pull_native(f"{split_digest(name)[0]}@{version}", insecure=options.insecure)
+
+    def reclaimable(self, partials_older_than: float) -> Sequence[Reclaimable]:
+        from hanzo_ollama.lifecycle import reclaimable
+
+        return reclaimable(self.store, self.name, partials_older_than)
+
+    def reclaim(self, items: Sequence[Reclaimable], partials_older_than: float) -> Sequence[Reclaimable]:
+        from hanzo_ollama.lifecycle import reclaim
+
+        return reclaim(self.store, self.name, items, partials_older_than)
 
     # -- disk ------------------------------------------------------------------------------------
 
