@@ -212,7 +212,6 @@ class Provider(ABC):
         return []
 
 
-
 @dataclass(frozen=True)
 class RemoteFile:
     """One file of a resolved repository: its path in the repo, size and sha256 where known."""
