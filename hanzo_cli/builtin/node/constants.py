@@ -38,5 +38,13 @@ BATCH_WINDOW = 0.002
 MAX_BATCH_TEXTS = 32
 #: Largest request body accepted (413 above it); ``--max-body`` changes it.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Models loaded at once before the least recently used idle one is unloaded (Ollama's default on CPU).
+DEFAULT_MAX_LOADED = 3
+#: Seconds an on-demand model stays loaded after its last request (Ollama's default, 5m).
+DEFAULT_KEEP_ALIVE = 300.0
+#: How often idle models are checked for expiry, seconds.
+REAP_INTERVAL = 1.0
+#: The Ollama version whose API the node answers like (``/api/version``): clients gate features on it.
+OLLAMA_API_VERSION = "0.12.6"
 #: Most inputs one embedding request may carry (400 above it); ``--max-inputs`` changes it.
 MAX_INPUTS = 2048

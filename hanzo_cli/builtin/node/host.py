@@ -1,79 +1,106 @@
-"""A model the built-in node serves: loaded once in a dedicated worker thread, which then runs every
-inference (model contexts are not thread-safe). Embedding requests that arrive together are merged
-into one model call.
+"""One model the built-in node serves: loaded in its own worker thread, which then runs every inference
+of that model (model contexts are not thread-safe; different models run side by side). Embedding
+requests that arrive together are merged into one model call.
+
+Requests that come while the model loads wait for it (as Ollama's do), instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hanzo_cli.api import ModelNotFoundError, has_gguf_magic, read_gguf_info
+from hanzo_cli.api import ModelInfo, has_gguf_magic, read_gguf_info
 from hanzo_cli.builtin.node.bodies import APIError
 from hanzo_cli.builtin.node.constants import BATCH_WINDOW, MAX_BATCH_TEXTS
 from hanzo_cli.embedding import EmbeddingModel, RerankModel, load_embedding_model, load_reranker
 
 log = logging.getLogger("hanzo.node")
 
+Vectors = list[list[float]]
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """What one embedding request asks of the model."""
+
+    texts: list[str]
+    dimensions: int | None = None  # None or >= the native size: the whole vector (as Ollama)
+    normalize: bool = True  # False: the runtime's pooled vector as it is (Ollama's legacy route)
+    truncate: bool = True  # False: an input longer than the model's context is a 400
+
 
 @dataclass
 class _Job:
-    texts: list[str]
-    dimensions: int | None
-    future: asyncio.Future[tuple[list[list[float]], int | None]]
+    request: EmbedRequest
+    future: asyncio.Future[tuple[Vectors, int | None]]
+
+    @property
+    def key(self) -> tuple[int | None, bool, bool]:
+        """Jobs with the same key can share one model call."""
+        return self.request.dimensions, self.request.normalize, self.request.truncate
 
 
 @dataclass
 class ModelHost:
-    """The served model: loaded once in a dedicated worker thread, which then runs every inference;
-    concurrent embedding requests are merged into batches of up to :data:`MAX_BATCH_TEXTS` texts."""
+    """A served model: ``info`` says which (already on disk), ``name`` is what the APIs report."""
 
-    ref: str  # provider:name to load (already pulled)
-    name: str  # the name the APIs report
+    info: ModelInfo
+    name: str
     runtime: str | None = None
-    on_fatal: Callable[[], None] = lambda: None  # stops the server when the model cannot load
+    #: Seconds to stay loaded after the last request: None forever, 0 unload at once.
+    keep_alive: float | None = None
     model: EmbeddingModel | RerankModel | None = None
     error: str | None = None
+    loaded_at: float = 0.0  # time.time()
+    last_used: float = field(default_factory=time.monotonic)
+    #: When an idle model unloads (time.monotonic()), None for never.
+    expires: float | None = None
+    active: int = 0  # requests in progress
+    _done: asyncio.Event = field(default_factory=asyncio.Event)
     _executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="hanzo-model")
     )
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    _batcher: asyncio.Task[None] | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.info.provider}:{self.info.name}"
 
     # -- loading -------------------------------------------------------------------------------------
 
     async def load(self) -> None:
+        """Load the model (once); afterwards :attr:`model` or :attr:`error` is set."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         log.info("loading %s", self.ref)
         try:
             self.model = await loop.run_in_executor(self._executor, self._load)
-        except Exception as exc:  # noqa: BLE001 - reported as the node's one-line start-up error
+        except Exception as exc:  # noqa: BLE001 - reported to the requests (and the log)
             self.error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            print(f"Error: {self.error}", file=sys.stderr, flush=True)
-            self.on_fatal()
-            return
-        model = self.model
-        kind = (
-            f"{model.dimensions}-dimension embedding model"
-            if isinstance(model, EmbeddingModel)
-            else "reranker"
-        )
-        elapsed = time.monotonic() - started
-        log.info("loaded %s (%s, runtime %s) in %.1f s", self.ref, kind, model.runtime.name, elapsed)
+            log.error("cannot load %s: %s", self.ref, self.error)
+        else:
+            self.loaded_at = time.time()
+            self._batcher = asyncio.create_task(self._run_batches())
+            model = self.model
+            kind = (
+                f"{model.dimensions}-dimension embedding model"
+                if isinstance(model, EmbeddingModel)
+                else "reranker"
+            )
+            elapsed = time.monotonic() - started
+            log.info("loaded %s (%s, runtime %s) in %.1f s", self.ref, kind, model.runtime.name, elapsed)
+        finally:
+            self._done.set()
 
     def _load(self) -> EmbeddingModel | RerankModel:
-        from hanzo_cli import models  # reference resolution is not public API yet
-
-        found = models.find(self.ref)
-        if found is None or found.path is None:
-            raise ModelNotFoundError(f"model {self.ref!r} is not pulled")
-        if has_gguf_magic(found.path) and read_gguf_info(found.path).pooling_type == "rank":
+        path = self.info.path
+        if path is not None and has_gguf_magic(path) and read_gguf_info(path).pooling_type == "rank":
             return load_reranker(self.ref, runtime=self.runtime, pull=False)
         return load_embedding_model(self.ref, runtime=self.runtime, pull=False)
 
@@ -81,81 +108,76 @@ class ModelHost:
     def ready(self) -> bool:
         return self.model is not None
 
-    def close(self) -> None:
-        if self.model is not None:
-            self._executor.submit(self.model.close).result()
-        self._executor.shutdown()
+    async def loaded(self) -> EmbeddingModel | RerankModel:
+        """The model once it has loaded (waiting for the load), or the load's error as a 500."""
+        await self._done.wait()
+        if self.model is None:
+            raise APIError(500, f"cannot load {self.name}: {self.error}")
+        return self.model
+
+    async def unload(self) -> None:
+        """Fail what still waits, free the model in its own thread, then stop the thread."""
+        if self._batcher is not None:
+            self._batcher.cancel()
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(APIError(503, f"{self.name} was unloaded"))
+        model, self.model = self.model, None
+        if model is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, model.close)
+        self._executor.shutdown(wait=False)
 
     # -- requests ------------------------------------------------------------------------------------
 
-    def check_name(self, requested: Any) -> None:
-        """404 unless ``requested`` (when given) names the served model."""
-        if requested in (None, ""):
-            return
-        if not isinstance(requested, str):
-            raise APIError(400, "model must be a string")
-        if _plain(requested) not in self._names():
-            raise APIError(404, f"model {requested!r} not found; this node serves {self.name!r}")
-
-    def _names(self) -> set[str]:
-        names = {self.name, self.ref}
-        if self.model is not None:
-            names |= {self.model.info.name, self.model.name}
-        return {_plain(n) for n in names}
-
-    def embedding_model(self) -> EmbeddingModel:
-        if self.model is None:
-            raise APIError(503, "the model is still loading")
-        if not isinstance(self.model, EmbeddingModel):
+    async def embedding_model(self) -> EmbeddingModel:
+        model = await self.loaded()
+        if not isinstance(model, EmbeddingModel):
             raise APIError(400, f"{self.name} is a reranker: use POST /v1/rerank")
-        return self.model
+        return model
 
-    async def embed(self, texts: list[str], dimensions: int | None) -> tuple[list[list[float]], int | None]:
-        """Vectors for ``texts`` and their token count (None when the runtime cannot count)."""
-        model = self.embedding_model()
-        if dimensions is not None and not 1 <= dimensions <= model.dimensions:
-            raise APIError(400, f"dimensions must be from 1 to {model.dimensions} (the model's size)")
-        if not texts:
+    async def embed(self, request: EmbedRequest) -> tuple[Vectors, int | None]:
+        """Vectors for the texts and their token count (None when the runtime cannot count)."""
+        await self.embedding_model()
+        if not request.texts:
             return [], 0
-        future: asyncio.Future[tuple[list[list[float]], int | None]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        await self._queue.put(_Job(texts, dimensions, future))
+        future: asyncio.Future[tuple[Vectors, int | None]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(request, future))
         return await future
 
     async def rerank(self, query: str, documents: list[str]) -> list[float]:
-        if self.model is None:
-            raise APIError(503, "the model is still loading")
-        if not isinstance(self.model, RerankModel):
+        model = await self.loaded()
+        if not isinstance(model, RerankModel):
             raise APIError(400, f"{self.name} is an embedding model; /v1/rerank needs a reranker")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.model.rerank, query, documents)
+        return await loop.run_in_executor(self._executor, model.rerank, query, documents)
 
     # -- batching ------------------------------------------------------------------------------------
 
-    async def run_batches(self) -> None:
+    async def _run_batches(self) -> None:
         """Forever: take the waiting jobs (after a short window when only one waits), run them as one
-        model call per ``dimensions`` value, and hand each job its share of the vectors."""
+        model call per kind of request, and hand each job its share of the vectors."""
         while True:
             jobs = [await self._queue.get()]
             if self._queue.empty():
                 await asyncio.sleep(BATCH_WINDOW)
-            size = len(jobs[0].texts)
+            size = len(jobs[0].request.texts)
             while size < MAX_BATCH_TEXTS and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
-                size += len(jobs[-1].texts)
-            by_dimensions: dict[int | None, list[_Job]] = {}
+                size += len(jobs[-1].request.texts)
+            groups: dict[tuple[int | None, bool, bool], list[_Job]] = {}
             for job in jobs:
-                by_dimensions.setdefault(job.dimensions, []).append(job)
-            for group in by_dimensions.values():
+                groups.setdefault(job.key, []).append(job)
+            for group in groups.values():
                 await self._run(group)
 
     async def _run(self, jobs: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
-        texts = [text for job in jobs for text in job.texts]
+        first = jobs[0].request
+        texts = [text for job in jobs for text in job.request.texts]
         try:
             vectors, counts = await loop.run_in_executor(
-                self._executor, self._embed, texts, jobs[0].dimensions
+                self._executor, self._embed, texts, first.dimensions, first.normalize, first.truncate
             )
         except Exception as exc:  # noqa: BLE001 - handed to the request(s) that caused it
             if len(jobs) > 1:  # one bad request must not fail the others batched with it
@@ -167,28 +189,46 @@ class ModelHost:
             return
         start = 0
         for job in jobs:
-            end = start + len(job.texts)
+            end = start + len(job.request.texts)
             tokens = sum(counts[start:end]) if counts is not None else None
             if not job.future.done():  # the client may have gone
                 job.future.set_result((vectors[start:end], tokens))
             start = end
 
-    def _embed(self, texts: list[str], dimensions: int | None) -> tuple[list[list[float]], list[int] | None]:
-        model = self.embedding_model()
-        vectors = model.embed(texts, dimensions=dimensions)
+    def _embed(
+        self, texts: list[str], dimensions: int | None, normalize: bool, truncate: bool
+    ) -> tuple[Vectors, list[int] | None]:
+        """In the model's thread: the vectors and each text's token count."""
+        model = self.model
+        if not isinstance(model, EmbeddingModel):
+            raise APIError(503, f"{self.name} was unloaded")
+        prepared = [model.prepare(text) for text in texts]
+        embedder: Any = model.embedder
+        if not truncate:
+            _check_lengths(embedder, prepared)
+        if normalize:
+            size = dimensions if dimensions is not None and dimensions < model.dimensions else None
+            vectors = model.embed(texts, dimensions=size)
+        else:
+            vectors = [list(v) for v in embedder.embed(prepared)]
         # Token counts for the APIs' usage fields, where the runtime exposes its tokenizer.
-        tokenize = getattr(model.embedder, "tokenize", None)
-        counts = [len(tokenize(model.prepare(text))) for text in texts] if callable(tokenize) else None
+        tokenize = getattr(embedder, "tokenize", None)
+        counts = [len(tokenize(text)) for text in prepared] if callable(tokenize) else None
         return vectors, counts
 
-    def fail_waiting(self) -> None:
-        while not self._queue.empty():
-            job = self._queue.get_nowait()
-            if not job.future.done():
-                job.future.set_exception(APIError(503, "the node is shutting down"))
 
-
-def _plain(name: str) -> str:
-    """A model name as compared: case-insensitive, ``:latest`` implied."""
-    name = name.strip().lower()
-    return name.removesuffix(":latest")
+def _check_lengths(embedder: Any, texts: list[str]) -> None:
+    """400 when a text is longer than the model takes (runtimes that can tell: ``count_tokens`` and
+    ``max_tokens``); otherwise the runtime truncates, as with ``truncate: true``."""
+    count = getattr(embedder, "count_tokens", None)
+    limit = getattr(embedder, "max_tokens", None)
+    if not callable(count) or not isinstance(limit, int):
+        return
+    for index, text in enumerate(texts):
+        tokens = count(text)
+        if tokens > limit:
+            raise APIError(
+                400,
+                f"input {index} is {tokens} tokens, more than the model's context of {limit} tokens "
+                "(send truncate: true to cut it)",
+            )

@@ -15,14 +15,19 @@ from collections.abc import Sequence
 import uvicorn
 
 from hanzo_cli.builtin.node.app import create_app
+from hanzo_cli.builtin.node.bodies import APIError, parse_keep_alive
 from hanzo_cli.builtin.node.constants import (
     DEFAULT_IP,
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_LOADED,
     DEFAULT_PORT,
     ENV_API_KEY,
+    MAX_BODY_BYTES,
+    MAX_INPUTS,
     SERVER_MODULE,
     SHUTDOWN_TIMEOUT,
 )
-from hanzo_cli.builtin.node.host import ModelHost
+from hanzo_cli.builtin.node.pool import ModelPool, PoolSettings
 from hanzo_cli.builtin.node.state import is_loopback
 
 
@@ -31,11 +36,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog=f"python -m {SERVER_MODULE}",
         description=f"The built-in hanzo node (started by hanzo node:start). API key: ${ENV_API_KEY}.",
     )
-    parser.add_argument("--model", required=True, help="pulled model to serve: [provider:]name")
-    parser.add_argument("--name", help="name the APIs report (default: --model)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="pulled model to load at start: [provider:]name (repeatable)",
+    )
+    parser.add_argument("--name", action="append", default=[], help="name the APIs report for each --model")
     parser.add_argument("--host", default=DEFAULT_IP)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--runtime", help="runtime to load the model with")
+    parser.add_argument("--runtime", help="runtime to load models with")
+    parser.add_argument(
+        "--max-loaded", type=int, default=DEFAULT_MAX_LOADED, help="models loaded at once (0: any)"
+    )
+    parser.add_argument(
+        "--keep-alive", default=str(DEFAULT_KEEP_ALIVE), help="seconds or a duration (5m); <0 forever"
+    )
+    parser.add_argument(
+        "--pull-missing", action="store_true", help="pull a requested model that is not local"
+    )
+    parser.add_argument("--max-body", type=int, default=MAX_BODY_BYTES, help="largest request body, bytes")
+    parser.add_argument("--max-inputs", type=int, default=MAX_INPUTS, help="most inputs per request")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -43,9 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not is_loopback(args.host) and not api_key:
         print(f"Error: binding {args.host} needs an API key in {ENV_API_KEY}", file=sys.stderr)
         return 2
-    host = ModelHost(ref=args.model, name=args.name or args.model, runtime=args.runtime)
+    try:
+        keep_alive = parse_keep_alive(_number_or_text(args.keep_alive))
+    except APIError as exc:
+        print(f"Error: --keep-alive: {exc.message}", file=sys.stderr)
+        return 2
+    names = args.name + args.model[len(args.name) :]
+    settings = PoolSettings(args.max_loaded, keep_alive, args.pull_missing, args.runtime)
+    pool = ModelPool(settings, list(zip(args.model, names, strict=True)))
     config = uvicorn.Config(
-        create_app(host, api_key),
+        create_app(pool, api_key, args.max_body, args.max_inputs),
         host=args.host,
         port=args.port,
         log_config=None,  # the root logger above: timestamps in the node's log
@@ -53,13 +81,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
     )
     server = uvicorn.Server(config)
+    failed: list[str] = []
 
-    def stop() -> None:
+    def fatal(message: str) -> None:
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+        failed.append(message)
         server.should_exit = True
 
-    host.on_fatal = stop
+    pool.on_fatal = fatal
     server.run()
-    return 1 if host.error else 0
+    return 1 if failed else 0
+
+
+def _number_or_text(value: str) -> float | str:
+    """A command-line keep-alive: seconds as a number, else a duration such as ``5m``."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 if __name__ == "__main__":

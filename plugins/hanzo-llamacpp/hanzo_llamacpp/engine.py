@@ -259,6 +259,15 @@ class LlamaEmbedder:
             raise
         self.dimensions = self._model.n_embd
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest input embedded whole; longer ones are truncated."""
+        return self._encoder.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is, before any truncation."""
+        return len(self._model.tokenize(text))
+
     def tokenize(self, text: str) -> list[int]:
         """The tokens the model sees for ``text`` (after truncation)."""
         return self._encoder.fit(self._model.tokenize(text), int(self._model.adds_end_token))
