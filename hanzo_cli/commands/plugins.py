@@ -8,23 +8,25 @@ the installation as it was; hanzo checks that it did and says so in its one ``Er
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hanzo_cli.errors import HanzoError, UsageError
 from hanzo_cli.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    import subprocess
+
 #: A project name as PEP 508 allows it, before any version specifier or extras.
 _NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 #: hanzo itself: uninstalling it from inside would remove the running program.
 _CORE = "hanzo-cli"
+#: The multiplication sign that starts pip's formatted error summaries ("Encountered error while …").
+_CROSS = "\u00d7"
 
 
 def normalize(name: str) -> str:
@@ -94,6 +96,8 @@ def _hanzo_entry_points(name: str) -> list[str] | None:
 def run_pip(args: list[str]) -> subprocess.CompletedProcess[str]:
     """``python -m pip ARGS`` with hanzo's interpreter; pip's progress goes to stderr, its own
     warnings and errors are captured for the one line hanzo prints."""
+    import subprocess
+
     return subprocess.run(
         [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
         stdout=sys.stderr,
@@ -104,11 +108,25 @@ def run_pip(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def pip_failure(stderr: str) -> str:
-    """The line of pip's error output that says what went wrong."""
+    """What went wrong, from pip's error output: its first ``ERROR:`` line, or for a package that
+    failed to build, pip's summary and the last line the build printed."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line[len("ERROR:") :].strip() for line in lines if line.startswith("ERROR:")]
+    errors = [e for e in errors if not e.startswith("ResolutionImpossible")] or errors
     if errors:
-        return errors[-1]
+        return errors[0].rstrip(".")
+    build_output: list[str] = []
+    inside = False
+    for line in lines:
+        if line.endswith("lines of output]"):
+            inside = True
+        elif line == "[end of output]":
+            inside = False
+        elif inside:
+            build_output.append(line)
+    summaries = [line.lstrip(_CROSS).strip().rstrip(".") for line in lines if line.startswith(_CROSS)]
+    if summaries:
+        return summaries[0] + (f": {build_output[-1]}" if build_output else "")
     return lines[-1] if lines else "pip failed without a message"
 
 
@@ -125,6 +143,10 @@ def _check_pip_result(proc: subprocess.CompletedProcess[str], what: str, before:
                 click.echo(line, err=True)  # pip's own warnings, e.g. a dependency conflict it allowed
         return
     reason = pip_failure(proc.stderr)
+    if "conflicting dependencies" in reason:
+        from hanzo_cli import __version__
+
+        reason += f"; hanzo keeps hanzo-cli at {__version__}, the version running"
     changed = _changes(before, installed_distributions())
     outcome = f"pip changed {changed}" if changed else "nothing was changed"
     raise HanzoError(f"pip could not {what}: {reason} ({outcome})")
@@ -183,6 +205,8 @@ def install_cmd(names: tuple[str, ...], editables: tuple[str, ...], upgrade: boo
     at this hanzo's version, or anything pip installs (hanzo-foo, 'hanzo-foo>=1.2', a folder, a wheel,
     a URL). hanzo itself is never
     replaced: an install that would need another hanzo-cli fails and changes nothing."""
+    import tempfile
+
     from hanzo_cli import __version__
     from hanzo_cli.output import info, warn
 
@@ -225,6 +249,8 @@ def install_cmd(names: tuple[str, ...], editables: tuple[str, ...], upgrade: boo
 
 def _read_report(path: Path) -> dict[str, bool]:
     """pip's install report: distribution name -> whether the user asked for it (not a dependency)."""
+    import json
+
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -204,3 +204,67 @@ def test_hanzo_and_its_dependencies_cannot_be_uninstalled(venv: Venv) -> None:
     assert_one_line_error(venv.hanzo("plugins:uninstall", "Hanzo_CLI", "--yes"), "hanzo itself", code=2)
     assert_one_line_error(venv.hanzo("plugins:uninstall", "click", "--yes"), "dependency of hanzo", code=2)
     assert venv.contents() == before
+
+
+def _project(
+    folder: Path, name: str, version: str, dependencies: list[str], setup_error: bool = False
+) -> Path:
+    folder.mkdir(parents=True)
+    module = name.replace("-", "_")
+    (folder / f"{module}.py").write_text("VALUE = 1\n")
+    deps = ", ".join(f'"{d}"' for d in dependencies)
+    (folder / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [build-system]
+            requires = ["setuptools>=68"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{name}"
+            version = "{version}"
+            dependencies = [{deps}]
+
+            [tool.setuptools]
+            py-modules = ["{module}"]
+            """
+        )
+    )
+    if setup_error:  # setuptools runs setup.py while it prepares metadata: the build fails
+        (folder / "setup.py").write_text("raise SystemExit('this package does not build')\n")
+    return folder
+
+
+def test_a_build_failure_changes_nothing(venv: Venv, tmp_path: Path) -> None:
+    broken = _project(tmp_path / "broken", "broken-plugin", "1.0", [], setup_error=True)
+    before = venv.contents()
+    proc = venv.hanzo("plugins:install", "-e", str(EXAMPLE), str(broken))
+    assert_one_line_error(
+        proc, "did not run successfully: this package does not build", "nothing was changed"
+    )
+    assert venv.contents() == before
+
+
+def test_an_install_never_replaces_hanzo_itself(venv: Venv, tmp_path: Path) -> None:
+    """A plugin that needs another hanzo-cli fails, even when that hanzo-cli is there to take."""
+    wheelhouse = tmp_path / "wheelhouse"
+    impostor = _project(tmp_path / "impostor", "hanzo-cli", "2.0.0", [])
+    subprocess.run(
+        [venv.python, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheelhouse), str(impostor)],
+        check=True,
+        env=venv.env,
+    )
+    needs_two = _project(tmp_path / "needs-two", "needs-hanzo-two", "1.0", ["hanzo-cli>=2"])
+    before = venv.contents()
+    env = {**venv.env, "PIP_FIND_LINKS": str(wheelhouse)}
+    proc = subprocess.run(
+        [venv.python, "-m", "hanzo_cli", "plugins:install", str(needs_two)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert_one_line_error(proc, "conflicting dependencies", "keeps hanzo-cli at", "nothing was changed")
+    assert venv.contents() == before
+    assert venv.hanzo("--version").stdout.split()[-1] != "2.0.0"
