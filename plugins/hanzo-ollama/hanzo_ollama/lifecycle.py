@@ -9,6 +9,7 @@ model alone while the stored manifest is still the pinned one. A later pull by t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hanzo_cli.api import (
     LOCAL_HOST,
@@ -33,6 +35,9 @@ from hanzo_cli.api import (
     digest_hex,
     parse_manifest,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 PINS_FILE = ".hanzo-pins.json"
 
@@ -91,6 +96,16 @@ def is_pinned(store: Store, model: ModelInfo) -> bool:
     return model.digest is not None and read_pins(store).get(_pin_key(name)) == model.digest
 
 
+@functools.cache
+def _shared_client() -> httpx.Client:
+    """One client for every check of a process: checks run in parallel threads (httpx clients are
+    thread-safe), and a client per check would spend more CPU on its TLS set-up than on the request."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    return httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True, limits=limits)
+
+
 def remote_version(store: Store, model: ModelInfo, options: PullOptions) -> RemoteVersion | None:
     """The manifest the model's tag points at now: one GET of the manifest (the bytes give both the
     digest and the layers, so nothing else is asked)."""
@@ -102,8 +117,7 @@ def remote_version(store: Store, model: ModelInfo, options: PullOptions) -> Remo
         return None  # imported by hand: no registry to ask
     target = RegistryName.parse(model.name, insecure=options.insecure)
     try:
-        with httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True) as client:
-            raw = RegistryClient(target, client).fetch_manifest()
+        raw = RegistryClient(target, _shared_client()).fetch_manifest()
     except httpx.HTTPError as exc:
         raise HanzoError(f"cannot reach registry {target.name.host}: {exc or type(exc).__name__}") from None
     manifest = parse_manifest(raw)
