@@ -35,7 +35,7 @@ from hanzo_cli.errors import (
     RuntimeFailure,
 )
 from hanzo_cli.extras import missing_plugin_hint
-from hanzo_cli.gguf_info import GGUFInfo, read_gguf_info
+from hanzo_cli.gguf_info import GGUFInfo, has_gguf_magic, read_gguf_info
 from hanzo_cli.plugins import registry
 from hanzo_cli.providers import ModelInfo, PullOptions
 from hanzo_cli.runtimes import Embedder, Reranker, Runtime, choose_runtime
@@ -68,6 +68,8 @@ class EmbeddingModel:
     query_task: str = ""
     #: The folder's facts when the model is a safetensors folder.
     folder: SafetensorsInfo | None = None
+    #: Names this model if its runtime aborts the process (see :class:`NativeCall`).
+    native: NativeCall | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -101,7 +103,7 @@ class EmbeddingModel:
         if not texts:
             return []
         with self._lock:
-            raw = self.embedder.embed(texts)
+            raw = NativeCall.run(self.native, lambda: self.embedder.embed(texts))
         return normalize(np.asarray(raw, dtype=np.float32)[:, :size]).tolist()  # type: ignore[no-any-return]
 
     def prepare(self, text: str, *, query: bool = False, instruction: str | None = None) -> str:
@@ -133,6 +135,8 @@ class RerankModel:
     gguf: GGUFInfo | None
     runtime: Runtime
     reranker: Reranker = field(repr=False)
+    #: Names this model if its runtime aborts the process (see :class:`NativeCall`).
+    native: NativeCall | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -145,7 +149,7 @@ class RerankModel:
         if not documents:
             return []
         with self._lock:
-            return self.reranker.rerank(query, list(documents))
+            return NativeCall.run(self.native, lambda: self.reranker.rerank(query, list(documents)))
 
     def close(self) -> None:
         with self._lock:
@@ -179,8 +183,10 @@ def load_embedding_model(
         pooling = model_pooling(gguf)
         rules = query_rules(info, [gguf.metadata.get("general.basename"), gguf.name])
     options = {**(runtime_options or {}), "pooling": pooling}
-    embedder = _load(lambda: chosen.load_embedder(_path(info), **options), info, chosen)
+    native = NativeCall(info, chosen)
+    embedder = _load(lambda: chosen.load_embedder(_path(info), **options), info, chosen, native)
     return EmbeddingModel(
+        native=native,
         info=info,
         gguf=gguf,
         runtime=chosen,
@@ -218,8 +224,11 @@ def load_reranker(
             f"{gguf.pooling_type or 'no'} pooling, not rank (llama.cpp's converter gives rerankers such "
             "as Qwen3-Reranker rank pooling and a classifier head)"
         )
-    reranker = _load(lambda: chosen.load_reranker(_path(info), **(runtime_options or {})), info, chosen)
-    return RerankModel(info=info, gguf=gguf, runtime=chosen, reranker=reranker)
+    native = NativeCall(info, chosen)
+    reranker = _load(
+        lambda: chosen.load_reranker(_path(info), **(runtime_options or {})), info, chosen, native
+    )
+    return RerankModel(info=info, gguf=gguf, runtime=chosen, reranker=reranker, native=native)
 
 
 def query_rules(info: ModelInfo, labels: Sequence[object]) -> CatalogEntry | None:
@@ -319,16 +328,49 @@ def _resolve(
     )
 
 
+class NativeCall:
+    """Runs calls into a native runtime so that, if the runtime aborts the process (a C++ exception
+    nothing catches, an assertion), the fatal-error report faulthandler prints names the model.
+
+    The call runs in a frame whose file name is that sentence, so the report's stack reads
+    ``File "<runtime 'llamacpp' crashed the process while running local:m (/path)>"``: nothing is
+    printed unless the process dies, and the cost of a call is one ``eval`` of a compiled code object.
+    """
+
+    def __init__(self, info: ModelInfo, runtime: Runtime) -> None:
+        import faulthandler
+
+        if not faulthandler.is_enabled():
+            faulthandler.enable()
+        label = f"<runtime {runtime.name!r} crashed the process while running {info.provider}:{info.name}"
+        label += f" ({info.path})>" if info.path else ">"
+        self.code = compile("call()", label, "eval")
+
+    @staticmethod
+    def run(native: NativeCall | None, call: Callable[[], T]) -> T:
+        if native is None:
+            return call()
+        result: T = eval(native.code, {"call": call})  # our own constant code object
+        return result
+
+
 def _path(info: ModelInfo) -> Path:
     if info.path is None or not (info.path.is_file() or info.path.is_dir()):
         raise HanzoError(f"{info.provider}:{info.name} has no local model file to load")
     return info.path
 
 
-def _load(load: Callable[[], T], info: ModelInfo, runtime: Runtime) -> T:
-    """Call a runtime's loader, turning library exceptions into one-line errors."""
+def _load(load: Callable[[], T], info: ModelInfo, runtime: Runtime, native: NativeCall) -> T:
+    """Call a runtime's loader, turning library exceptions into one-line errors. A GGUF gets the
+    header preflight first (:mod:`hanzo_cli.gguf_check`): what would abort the runtime natively is
+    refused here with one line naming the model and the file."""
+    path = _path(info)
+    if path.is_file() and has_gguf_magic(path):
+        from hanzo_cli.gguf_check import check_gguf
+
+        check_gguf(path, f"{info.provider}:{info.name} ({path})")
     try:
-        return load()
+        return native.run(native, load)
     except HanzoError:
         raise
     except Exception as exc:  # runtimes wrap C libraries that raise anything

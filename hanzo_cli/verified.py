@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hanzo_cli.fsutil import atomic_write
 
-__all__ = ["file_digests", "record_verified", "set_aside", "verify_existing"]
+__all__ = ["file_digests", "is_remembered", "record_verified", "remember", "set_aside", "verify_existing"]
 
 _HEX_RE = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _RECORD_VERSION = 1
@@ -131,3 +131,27 @@ def record_verified(path: Path, *digests: str) -> None:
         atomic_write(_record_path(path), json.dumps({**data, "digests": known}).encode())
     except OSError:
         pass
+
+
+def remember(path: Path, tag: str) -> None:
+    """Note that ``path``, as it is now, passed the check named ``tag`` (a preflight, say)."""
+    record = _tagged_record(path, tag)
+    try:
+        data = {"version": _RECORD_VERSION, "path": os.path.abspath(path), "tag": tag}
+        atomic_write(record, json.dumps({**data, "identity": _identity(path.stat())}).encode())
+    except OSError:
+        pass
+
+
+def is_remembered(path: Path, tag: str) -> bool:
+    """Whether ``path`` passed the check ``tag`` and has not changed since (see :func:`remember`)."""
+    record = _tagged_record(path, tag)
+    try:
+        known = json.loads(record.read_text())
+        return bool(known.get("tag") == tag and known.get("identity") == _identity(path.stat()))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _tagged_record(path: Path, tag: str) -> Path:
+    return _records_dir() / f"{_record_path(path).stem}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}.json"
