@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import re
 import struct
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
+
+from hanzo_cli.builtin.node.keepalive import parse_keep_alive
 
 
 class APIError(Exception):
@@ -80,34 +81,12 @@ def model_field(data: dict[str, Any]) -> str | None:
     return value
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_keep_alive(value: Any) -> float | None:
-    """Ollama's ``keep_alive``: seconds as a number, or a Go duration (``"5m"``, ``"1h30m"``, ``"0"``).
-    Negative means forever (None); 0 unloads the model after the request."""
-    if isinstance(value, bool):
-        raise APIError(400, "keep_alive must be a number of seconds or a duration such as 5m", "keep_alive")
-    if isinstance(value, int | float):
-        return None if value < 0 else float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        sign = -1.0 if text.startswith("-") else 1.0
-        body = text.lstrip("+-")
-        if body == "0":
-            return 0.0
-        position, seconds = 0, 0.0
-        for match in _DURATION_PART.finditer(body):
-            if match.start() != position:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            position = match.end()
-        if body and position == len(body):
-            return None if sign < 0 else seconds
-    raise APIError(
-        400, f"keep_alive {value!r} is not a number of seconds or a duration such as 5m", "keep_alive"
-    )
+def keep_alive_seconds(value: Any) -> float | None:
+    """A request's ``keep_alive`` (see :func:`~.keepalive.parse_keep_alive`); 400 when malformed."""
+    try:
+        return parse_keep_alive(value)
+    except ValueError as exc:
+        raise APIError(400, str(exc), "keep_alive") from None
 
 
 def float32_base64(vector: Sequence[float]) -> str:

@@ -1,4 +1,4 @@
-"""``node:start``, ``node:stop``, ``node:status``, ``node:logs``: the hanzo node's commands.
+"""``node:start``, ``node:stop``, ``node:status``, ``node:ps``, ``node:logs``: the hanzo node's commands.
 
 Loaded by ``hanzo --help``: only click and the node's constants at module level."""
 
@@ -12,8 +12,11 @@ import click
 from hanzo_cli.api import hookimpl
 from hanzo_cli.builtin.node.constants import (
     DEFAULT_IP,
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_LOADED,
     DEFAULT_PORT,
     ENV_API_KEY,
+    MAX_BODY_BYTES,
     START_TIMEOUT,
     STOP_TIMEOUT,
 )
@@ -21,7 +24,13 @@ from hanzo_cli.builtin.node.constants import (
 
 @click.command("node:start")
 @click.option(
-    "--model", "-m", "ref", metavar="REF", help="Model to serve (default: the configured embedding model)."
+    "--model",
+    "-m",
+    "refs",
+    metavar="REF",
+    multiple=True,
+    help="Model to load at start; repeat for several (default: the configured embedding model). "
+    "The built-in node loads any other local model a request names.",
 )
 @click.option(
     "--ip", default=DEFAULT_IP, show_default=True, help="Address to bind; non-loopback needs --api-key."
@@ -39,6 +48,30 @@ from hanzo_cli.builtin.node.constants import (
 @click.option("--runtime", metavar="NAME", help="Runtime to load the model with (built-in node).")
 @click.option("--foreground", is_flag=True, help="Stay attached; Ctrl-C stops the node.")
 @click.option(
+    "--max-loaded",
+    default=DEFAULT_MAX_LOADED,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Built-in node: models loaded at once; the least recently used idle one is unloaded (0: no limit).",
+)
+@click.option(
+    "--keep-alive",
+    default=f"{DEFAULT_KEEP_ALIVE:g}",
+    show_default=True,
+    metavar="DURATION",
+    help="Built-in node: how long a model loaded on demand stays after its last request (seconds, or 5m, "
+    "1h; negative: forever). A request's keep_alive wins.",
+)
+@click.option("--pull-missing", is_flag=True, help="Built-in node: pull a requested model that is not local.")
+@click.option(
+    "--max-body",
+    default=MAX_BODY_BYTES,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="BYTES",
+    help="Built-in node: largest request body (413 above it).",
+)
+@click.option(
     "--timeout",
     default=START_TIMEOUT,
     show_default=True,
@@ -48,25 +81,41 @@ from hanzo_cli.builtin.node.constants import (
 @click.pass_context
 def start_cmd(
     ctx: click.Context,
-    ref: str | None,
+    refs: tuple[str, ...],
     ip: str,
     port: int,
     embed_url: str | None,
     api_key: str | None,
     runtime: str | None,
     foreground: bool,
+    max_loaded: int,
+    keep_alive: str,
+    pull_missing: bool,
+    max_body: int,
     timeout: float,
 ) -> None:
     """Start the hanzo node: hanzod when installed (HANZOD_BIN or PATH), else the built-in node.
 
-    The model is pulled first if it is missing. The node runs in the background (pidfile and log
+    The models are pulled first if they are missing. The node runs in the background (pidfile and log
     under hanzo's state and log folders) unless --foreground is given.
     """
+    from hanzo_cli.api import UsageError
     from hanzo_cli.builtin.node import launch
+    from hanzo_cli.builtin.node.keepalive import parse_cli_keep_alive
     from hanzo_cli.embedding import default_model_ref  # not public API yet
 
+    try:
+        parse_cli_keep_alive(keep_alive)
+    except ValueError as exc:
+        raise UsageError(f"--keep-alive: {exc}") from None
+    server_args = ["--max-loaded", str(max_loaded), "--keep-alive", keep_alive, "--max-body", str(max_body)]
+    if pull_missing:
+        server_args.append("--pull-missing")
+    models = list(dict.fromkeys(refs)) or [default_model_ref("embedding.model", "embed", "lightweight")]
     options = launch.StartOptions(
-        model=ref or default_model_ref("embedding.model", "embed", "lightweight"),
+        model=models[0],
+        more_models=tuple(models[1:]),
+        server_args=tuple(server_args),
         ip=ip,
         port=port,
         api_key=api_key or None,
@@ -127,6 +176,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
             "pid": state.main.pid,
             "url": state.main.url,
             "model": state.model,
+            "models": state.models,
             "started_at": state.started_at,
             "uptime_s": round(uptime, 1),
             "foreground": state.foreground,
@@ -147,7 +197,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
             ("kind", state.kind + (" (foreground)" if state.foreground else "")),
             ("pid", str(state.main.pid)),
             ("url", state.main.url),
-            ("model", state.model),
+            ("models" if len(state.models) > 1 else "model", ", ".join(state.models)),
             ("uptime", _duration(uptime)),
             ("health", health.describe()),
             ("log", state.main.log or "(on the terminal that started it)"),
@@ -162,6 +212,52 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
         for key, value in rows:
             click.echo(f"{key.ljust(width)}  {value}")
     ctx.exit(0 if healthy else 2)
+
+
+@click.command("node:ps")
+@click.option("--json", "as_json", is_flag=True, help="Print the node's /api/ps answer.")
+def ps_cmd(as_json: bool) -> None:
+    """List the models the running built-in node has loaded, with their size and when they unload."""
+    import os
+
+    import httpx
+
+    from hanzo_cli.api import HanzoError, echo_json, human_size
+    from hanzo_cli.builtin.node import state as node
+
+    state = node.running()
+    if state is None:
+        raise HanzoError("hanzo node is not running (start it with: hanzo node:start)")
+    served = state.main if state.kind == "builtin" else state.embed_node
+    if served is None:
+        raise HanzoError("this node is hanzod embedding elsewhere; node:ps lists the built-in node's models")
+    key = os.environ.get(ENV_API_KEY)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.get(served.url + "/api/ps", headers=headers, timeout=10, trust_env=False)
+        response.raise_for_status()
+        loaded = response.json()["models"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise HanzoError(f"the node at {served.url} did not list its models: {exc}") from None
+    if as_json:
+        echo_json({"models": loaded})
+        return
+    rows = [("NAME", "SIZE", "UNTIL")]
+    for model in loaded:
+        rows.append((model["name"], human_size(model["size"]), _until(model.get("expires_at"))))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _until(expires_at: str | None) -> str:
+    """When a model unloads, as ``ollama ps`` says it: "Forever", "4 minutes from now"."""
+    from datetime import datetime, timezone
+
+    if not expires_at:
+        return "Forever"
+    seconds = (datetime.fromisoformat(expires_at) - datetime.now(timezone.utc)).total_seconds()
+    return "Stopping..." if seconds <= 0 else f"{_duration(seconds)} from now"
 
 
 @click.command("node:logs")
@@ -212,5 +308,5 @@ def _duration(seconds: float) -> str:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    for command in (start_cmd, stop_cmd, status_cmd, logs_cmd):
+    for command in (start_cmd, stop_cmd, status_cmd, ps_cmd, logs_cmd):
         cli.add_command(command)

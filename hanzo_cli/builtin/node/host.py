@@ -61,7 +61,8 @@ class ModelHost:
     #: When an idle model unloads (time.monotonic()), None for never.
     expires: float | None = None
     active: int = 0  # requests in progress
-    _done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set once the load has ended, loaded or failed.
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
     _executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="hanzo-model")
     )
@@ -96,7 +97,7 @@ class ModelHost:
             elapsed = time.monotonic() - started
             log.info("loaded %s (%s, runtime %s) in %.1f s", self.ref, kind, model.runtime.name, elapsed)
         finally:
-            self._done.set()
+            self.settled.set()
 
     def _load(self) -> EmbeddingModel | RerankModel:
         path = self.info.path
@@ -110,7 +111,7 @@ class ModelHost:
 
     async def loaded(self) -> EmbeddingModel | RerankModel:
         """The model once it has loaded (waiting for the load), or the load's error as a 500."""
-        await self._done.wait()
+        await self.settled.wait()
         if self.model is None:
             raise APIError(500, f"cannot load {self.name}: {self.error}")
         return self.model

@@ -68,6 +68,14 @@ class StartOptions:
     runtime: str | None = None
     foreground: bool = False
     timeout: float = START_TIMEOUT
+    #: More models for the built-in node to load at start (``--model`` given several times).
+    more_models: tuple[str, ...] = ()
+    #: The built-in node's arguments beyond the models: --max-loaded, --keep-alive, --pull-missing …
+    server_args: tuple[str, ...] = ()
+
+    @property
+    def models(self) -> list[str]:
+        return [self.model, *self.more_models]
 
 
 def hanzod_binary() -> str | None:
@@ -159,9 +167,13 @@ def _spawn(argv: list[str], env: Mapping[str, str], log: Path | None) -> subproc
             out.close()
 
 
-def _launch_builtin(options: StartOptions, load_ref: str, ip: str, port: int, log: Path | None) -> _Launch:
-    argv = [sys.executable, "-m", SERVER_MODULE, "--model", load_ref, "--name", options.model]
-    argv += ["--host", ip, "--port", str(port)]
+def _launch_builtin(
+    options: StartOptions, load_refs: list[str], ip: str, port: int, log: Path | None
+) -> _Launch:
+    argv = [sys.executable, "-m", SERVER_MODULE]
+    for ref, name in zip(load_refs, options.models, strict=True):
+        argv += ["--model", ref, "--name", name]
+    argv += ["--host", ip, "--port", str(port), *options.server_args]
     if options.runtime:
         argv += ["--runtime", options.runtime]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -242,7 +254,7 @@ class _Plan:
 
     options: StartOptions
     hanzod: str | None  # the binary, or None for the built-in node
-    load_ref: str  # provider:name of the pulled model, for the built-in node to load
+    load_refs: list[str]  # provider:name of each pulled model, for the built-in node to load
     model_name: str  # the name hanzod asks its embedding server for
     embed_url: str | None  # hanzod's embedding server when not a built-in node of ours
 
@@ -262,17 +274,24 @@ def _plan(options: StartOptions) -> _Plan:
     if binary is None:
         require_server_stack()
         _require_free_port(options.ip, options.port)
-        found = _pull(options.model)
-        return _Plan(options, None, f"{found.provider}:{found.name}", options.model, None)
+        return _Plan(options, None, _pull_all(options), options.model, None)
     if options.embed_url:  # hanzod embeds elsewhere: nothing to pull here
-        return _Plan(options, binary, options.model, options.model, options.embed_url)
+        return _Plan(options, binary, options.models, options.model, options.embed_url)
     found = _pull(options.model)
-    load_ref = f"{found.provider}:{found.name}"
-    url = serving_url(found)
+    url = serving_url(found) if not options.more_models else None
     if url is not None:  # hanzod embeds there, asking for the model by its provider's own name
-        return _Plan(options, binary, load_ref, found.name, url)
+        return _Plan(options, binary, [f"{found.provider}:{found.name}"], found.name, url)
     require_server_stack()
-    return _Plan(options, binary, load_ref, options.model, None)
+    return _Plan(options, binary, _pull_all(options), options.model, None)
+
+
+def _pull_all(options: StartOptions) -> list[str]:
+    """Each model pulled when missing; their provider:name references."""
+    refs = []
+    for ref in options.models:
+        found = _pull(ref)
+        refs.append(f"{found.provider}:{found.name}")
+    return refs
 
 
 def _require_key(options: StartOptions, hanzod: bool) -> None:
@@ -347,12 +366,12 @@ def _launch(plan: _Plan, launches: list[_Launch], stopping: list[bool]) -> NodeS
             raise _already_running(existing)
         embed_node = None
         if plan.hanzod is None:
-            main = add(_launch_builtin(options, plan.load_ref, options.ip, options.port, log("node.log")))
+            main = add(_launch_builtin(options, plan.load_refs, options.ip, options.port, log("node.log")))
         else:
             embed_url = plan.embed_url
             if embed_url is None:  # a built-in node on a free loopback port embeds for hanzod
                 helper = add(
-                    _launch_builtin(options, plan.load_ref, DEFAULT_IP, free_port(), log("node-embed.log"))
+                    _launch_builtin(options, plan.load_refs, DEFAULT_IP, free_port(), log("node-embed.log"))
                 )
                 info(f"starting the built-in embedding node for hanzod (pid {helper.popen.pid})")
                 _wait_ready(helper, options.timeout, stopping)
@@ -365,15 +384,20 @@ def _launch(plan: _Plan, launches: list[_Launch], stopping: list[bool]) -> NodeS
         state = NodeState(
             kind="builtin" if plan.hanzod is None else "hanzod",
             model=options.model,
+            models=options.models,
             started_at=time.time(),
             foreground=options.foreground,
             main=main.record,
             embed_node=embed_node,
         )
         write_state(state)
-    info(f"starting {main.what} (pid {main.popen.pid}, model {options.model})")
+    info(f"starting {main.what} (pid {main.popen.pid}, {_count(options.models)})")
     _wait_ready(main, options.timeout, stopping)
     return state
+
+
+def _count(models: list[str]) -> str:
+    return f"model {models[0]}" if len(models) == 1 else f"models {', '.join(models)}"
 
 
 def _cleanup(launches: list[_Launch]) -> None:

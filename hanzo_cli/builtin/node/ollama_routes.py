@@ -15,8 +15,8 @@ from hanzo_cli.builtin.node import describe
 from hanzo_cli.builtin.node.bodies import (
     APIError,
     dimensions_field,
+    keep_alive_seconds,
     model_field,
-    parse_keep_alive,
     read_body,
     texts_field,
     truncate_field,
@@ -37,7 +37,7 @@ def max_inputs(request: Request) -> int:
 
 def keep_alive_field(data: dict[str, Any]) -> KeepAlive | None:
     value = data.get("keep_alive")
-    return None if value is None else KeepAlive(parse_keep_alive(value))
+    return None if value is None else KeepAlive(keep_alive_seconds(value))
 
 
 async def embed(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """The models a built-in node has loaded: any local model by name, loaded on demand, unloaded when idle.
 
-- Models named at start (``--model``, repeatable) load at once and stay until a request's
-  ``keep_alive`` says otherwise; the first is the default for requests that name no model.
+- Models named at start (``--model``, repeatable) load at once and stay loaded (also when loaded
+  again after an eviction) unless a request's ``keep_alive`` says otherwise; the first is the
+  default for requests that name no model.
 - A request naming another local model loads it (it is never pulled unless the node runs with
   ``--pull-missing``); it stays ``--keep-alive`` seconds after its last request (Ollama's semantics:
   a request's own ``keep_alive`` wins, ``0`` unloads after the request, a negative one keeps it).
@@ -58,6 +59,8 @@ class ModelPool:
         self._display: dict[str, str] = {}  # provider:name -> the name given at start
         self._create = asyncio.Lock()
         self._preloaded: list[ModelHost] = []
+        self._pinned: set[str] = set()  # provider:name of the models named at start
+        self._started = False  # every model named at start has loaded once
         self.on_fatal: Callable[[str], None] = lambda message: None
 
     # -- names ---------------------------------------------------------------------------------------
@@ -113,17 +116,20 @@ class ModelPool:
                 self.on_fatal(exc.message)
                 return
             self._display[f"{info.provider}:{info.name}"] = name
+            self._pinned.add(f"{info.provider}:{info.name}")
             self._names.setdefault(plain(name), f"{info.provider}:{info.name}")
             host = await self._host(info, keep_alive=None)
             self._preloaded.append(host)
-            await host._done.wait()
+            await host.settled.wait()
             if host.error is not None:
                 self.on_fatal(host.error)
                 return
+        self._started = True
 
     @property
     def ready(self) -> bool:
-        return len(self._preloaded) == len(self.preload) and all(h.ready for h in self._preloaded)
+        """Whether the models named at start have loaded (one unloaded since loads again on demand)."""
+        return self._started
 
     @property
     def error(self) -> str | None:
@@ -147,7 +153,7 @@ class ModelPool:
         """Unload least recently used idle models until one more fits under ``max_loaded``."""
         limit = self.settings.max_loaded
         while limit and len(self.hosts) >= limit:
-            idle = [h for h in self.hosts.values() if h.active == 0 and h._done.is_set()]
+            idle = [h for h in self.hosts.values() if h.active == 0 and h.settled.is_set()]
             if not idle:
                 await asyncio.sleep(0.05)  # every model is busy: wait for one to finish
                 continue
@@ -166,7 +172,8 @@ class ModelPool:
         """The model a request names, loaded (or loading), marked busy while the request runs.
         ``keep_alive`` is the request's own, if it gave one; it then becomes the model's."""
         info = await self.resolve(requested)
-        host = await self._host(info, self.settings.keep_alive)
+        pinned = f"{info.provider}:{info.name}" in self._pinned
+        host = await self._host(info, None if pinned else self.settings.keep_alive)
         host.active += 1
         try:
             yield host
@@ -177,7 +184,7 @@ class ModelPool:
                 host.keep_alive = keep_alive.seconds
             seconds = host.keep_alive
             host.expires = None if seconds is None else host.last_used + seconds
-            if host._done.is_set() and host.error is not None and host not in self._preloaded:
+            if host.settled.is_set() and host.error is not None and host not in self._preloaded:
                 self.hosts.pop(host.ref, None)  # a failed load is tried again by the next request
             elif seconds == 0 and host.active == 0 and host.ready:
                 await self.unload(host)

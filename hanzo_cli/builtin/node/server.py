@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import uvicorn
 
 from hanzo_cli.builtin.node.app import create_app
-from hanzo_cli.builtin.node.bodies import APIError, parse_keep_alive
 from hanzo_cli.builtin.node.constants import (
     DEFAULT_IP,
     DEFAULT_KEEP_ALIVE,
@@ -27,6 +26,7 @@ from hanzo_cli.builtin.node.constants import (
     SERVER_MODULE,
     SHUTDOWN_TIMEOUT,
 )
+from hanzo_cli.builtin.node.keepalive import parse_cli_keep_alive
 from hanzo_cli.builtin.node.pool import ModelPool, PoolSettings
 from hanzo_cli.builtin.node.state import is_loopback
 
@@ -65,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: binding {args.host} needs an API key in {ENV_API_KEY}", file=sys.stderr)
         return 2
     try:
-        keep_alive = parse_keep_alive(_number_or_text(args.keep_alive))
-    except APIError as exc:
-        print(f"Error: --keep-alive: {exc.message}", file=sys.stderr)
+        keep_alive = parse_cli_keep_alive(args.keep_alive)
+    except ValueError as exc:
+        print(f"Error: --keep-alive: {exc}", file=sys.stderr)
         return 2
     names = args.name + args.model[len(args.name) :]
     settings = PoolSettings(args.max_loaded, keep_alive, args.pull_missing, args.runtime)
@@ -91,14 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool.on_fatal = fatal
     server.run()
     return 1 if failed else 0
-
-
-def _number_or_text(value: str) -> float | str:
-    """A command-line keep-alive: seconds as a number, else a duration such as ``5m``."""
-    try:
-        return float(value)
-    except ValueError:
-        return value
 
 
 if __name__ == "__main__":

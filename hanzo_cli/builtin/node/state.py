@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class NodeState:
     main: NodeProcess
     #: The built-in node a hanzod node embeds through, when hanzo started one for it.
     embed_node: NodeProcess | None = None
+    #: Every model loaded at start (``model`` is the first).
+    models: list[str] = field(default_factory=list)
 
     @property
     def processes(self) -> list[NodeProcess]:
@@ -65,6 +67,7 @@ class NodeState:
             foreground=bool(data["foreground"]),
             main=NodeProcess(**data["main"]),
             embed_node=NodeProcess(**embed) if embed else None,
+            models=[str(m) for m in data.get("models") or [data["model"]]],
         )
 
 
