@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hanzo_cli.download import state as st
+from hanzo_cli.download.attempt import Attempt
 from hanzo_cli.download.hashing import hash_file
 from hanzo_cli.download.job import DownloadResult, Job, Notify
 from hanzo_cli.download.policy import (
@@ -27,7 +28,7 @@ from hanzo_cli.download.policy import (
     parse_content_range,
     retry_reason,
 )
-from hanzo_cli.download.transfer import Attempt, Transfer
+from hanzo_cli.download.transfer import Transfer
 from hanzo_cli.errors import DiskFullError, DownloadError, IntegrityError
 from hanzo_cli.fsutil import fsync_dir
 from hanzo_cli.units import human_size
@@ -149,10 +150,9 @@ class Downloader:
             ctx.save_state()
             already = ctx.completed()
             bar.set_completed(already)
-            pending = [p for p in parts if not p.complete]
-            if pending:
+            if ctx.pending:
                 response, first_response = first_response, None
-                Transfer(ctx, bar).run(pending, already, response)
+                Transfer(ctx, bar).run(already, response)
         finally:
             if first_response is not None:
                 first_response.close()

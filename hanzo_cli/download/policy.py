@@ -30,11 +30,10 @@ BACKOFF_CAP = 8.0
 #: Retry-After values above this are not honoured as such (we back off at most this long).
 RETRY_AFTER_CAP = 60.0
 
-#: Parallel connections when neither the caller nor HANZO_DOWNLOAD_CONNECTIONS says. On loopback
-#: (benchmarks/bench_download.py, 2 cores) 1, 2, 4 and 8 are within noise of each other, as the
-#: sha256 is the bottleneck there; over the internet several connections matter, since CDNs cap
-#: per-connection throughput.
-DEFAULT_CONNECTIONS = 4
+#: The cap on parallel connections when neither the caller nor HANZO_DOWNLOAD_CONNECTIONS says (as
+#: Ollama's own pull). A transfer starts with fewer and adds more only while throughput rises
+#: (see ramp.py): CDN edges cap each connection, a fast link needs few.
+DEFAULT_CONNECTIONS = 16
 MAX_CONNECTIONS = 32
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -53,9 +52,10 @@ class Restart(Exception):
 class Retryable(Exception):
     """A transient failure of one request: back off and retry the part."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, when a response said so
 
 
 def normalize_sha256(sha256: str | None) -> str | None:
@@ -184,7 +184,7 @@ def fail_status(response: httpx.Response, label: str, where: str) -> NoReturn:
     status = response.status_code
     reason = f"HTTP {status} {response.reason_phrase}".rstrip()
     if status in (408, 429) or status >= 500:
-        raise Retryable(reason, retry_after(response))
+        raise Retryable(reason, retry_after(response), status)
     if status in (404, 410):
         raise RemoteFileNotFoundError(f"{label} not found: {reason} from {where}")
     if status in (401, 403):

@@ -1,23 +1,23 @@
 """The parallel transfer: ranged parts fetched by worker threads into a preallocated partial.
 
-Up to ``connections`` workers take parts in file order from a queue, each writing with
-``os.pwrite`` at the part's offset; a hasher thread follows the contiguous completed prefix; a
-saver thread writes the state file when the workers ask (every 1% of the file). The caller's
-thread only reports progress and waits, so Ctrl-C reaches it promptly.
+Workers take parts from the attempt (:mod:`.attempt`: file order, then work stealing), each
+writing with ``os.pwrite`` at the part's offset; a hasher thread follows the contiguous completed
+prefix; a saver thread writes the state file when the workers ask (every 1% of the file). The
+caller's thread reports progress, starts workers as the connection target rises (:mod:`.ramp`)
+and waits, so Ctrl-C reaches it promptly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hanzo_cli.download import state as st
-from hanzo_cli.download.hashing import PrefixHasher
+from hanzo_cli.download.attempt import Attempt
 from hanzo_cli.download.policy import (
     Restart,
     Retryable,
@@ -34,90 +34,12 @@ from hanzo_cli.units import human_size
 if TYPE_CHECKING:
     import httpx
 
-    from hanzo_cli.download.job import Job
     from hanzo_cli.output import ProgressBar
 
-#: How often the caller's thread wakes to report progress (seconds).
-POLL_INTERVAL = 0.1
-
-
-class Attempt:
-    """What the threads of one attempt share. A fresh one per attempt, so that a worker stuck in
-    a syscall past its attempt can never touch the next attempt's parts, events or state."""
-
-    def __init__(self, job: Job, parts: list[st.Part]) -> None:
-        self.job = job
-        self.parts = parts
-        self.lock = threading.Lock()  # guards parts' done/end, fetched, since_save, error, active
-        self.cancel = threading.Event()
-        self.ranges_ok = threading.Event()  # a 206 arrived (or the plan no longer has several parts)
-        self.workers_done = threading.Event()
-        self.hash_wake = threading.Event()
-        self.error: BaseException | None = None
-        self.active: set[httpx.Response] = set()
-        self.work: queue.SimpleQueue[st.Part] = queue.SimpleQueue()
-        self.fetched = 0
-        self.since_save = 0
-        self.save_every = st.save_interval(job.size)
-        self.save_wanted = threading.Event()  # wakes the saver thread
-        self.save_lock = threading.Lock()  # one state write at a time, in claim order
-        self.state_closed = False  # set once the attempt is over: late writes claim nothing
-        self.hasher = PrefixHasher(
-            job.partial, self.frontier, finished=self.workers_done, cancel=self.cancel, wake=self.hash_wake
-        )
-
-    def completed(self) -> int:
-        with self.lock:
-            return sum(p.done for p in self.parts)
-
-    def frontier(self) -> int:
-        """End of the contiguous completed prefix of the file."""
-        with self.lock:
-            frontier = 0
-            for p in self.parts:
-                frontier = p.pos
-                if not p.complete:
-                    break
-            return frontier
-
-    def record_error(self, exc: BaseException) -> None:
-        with self.lock:
-            if self.error is None:
-                self.error = exc
-        self.stop_threads()
-
-    def stop_threads(self) -> None:
-        self.cancel.set()
-        self.ranges_ok.set()  # release workers waiting for the first answer
-        self.hash_wake.set()
-        self.save_wanted.set()
-
-    def save_state(self, *, final: bool = False) -> None:
-        """Write the state; with ``final``, the attempt's last word.
-
-        The snapshot is taken under save_lock, so writes land in claim order, and after the
-        bytes it claims were written (workers claim only written bytes).
-        """
-        job = self.job
-        with self.save_lock:
-            with self.lock:
-                if self.state_closed:
-                    return
-                self.since_save = 0
-                self.state_closed = final
-                text = st.state_text(job.size, job.expected_sha, self.parts)
-            try:
-                st.write_state(job.partial, text)
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise job.disk_full_error(exc) from None
-                raise
-
-    def close_state(self) -> None:
-        """The attempt completed: no state write may land after the partial is renamed."""
-        with self.save_lock, self.lock:
-            self.state_closed = True
-        self.save_wanted.set()
+#: How often the caller's thread wakes to report progress and adjust the connections (seconds).
+POLL_INTERVAL = 0.05
+#: Statuses that mean "fewer connections, please".
+_THROTTLE_STATUSES = (429, 503)
 
 
 def _thread(ctx: Attempt, name: str, target: Callable[..., None], *args: object) -> threading.Thread:
@@ -141,30 +63,34 @@ class Transfer:
         self.job = ctx.job
         self.bar = bar
 
-    def run(self, pending: list[st.Part], already: int, first_response: httpx.Response | None) -> None:
+    def run(self, already: int, first_response: httpx.Response | None) -> None:
         ctx, job = self.ctx, self.job
-        for p in pending:
-            ctx.work.put(p)
-        if first_response is not None or len(pending) == 1:
+        if first_response is not None or len(ctx.pending) == 1:
             ctx.ranges_ok.set()  # nothing to protect: there is only one request to make
-        n_workers = min(job.connections, len(pending))
-        workers = [
-            _thread(ctx, f"hanzo-download-{i}", self._worker, i, first_response if i == 0 else None)
-            for i in range(n_workers)
-        ]
+        workers: dict[int, threading.Thread] = {}
         hasher = _thread(ctx, "hanzo-hash", ctx.hasher.run)
         saver = _thread(ctx, "hanzo-state", self._saver)
         helpers = [hasher, saver]
         shown = already
         try:
-            for t in [*helpers, *workers]:
+            for t in helpers:
                 t.start()
-            for t in workers:
-                while t.is_alive():
-                    t.join(POLL_INTERVAL)
-                    shown = self._show_progress(shown)
+            while ctx.error is None:
+                # Until one 206 arrives, only worker 0 asks: a server that ignores Range would
+                # send the whole file to every connection.
+                wanted = ctx.ramp.target if ctx.ranges_ok.is_set() else 1
+                for i in range(wanted):
+                    if (i not in workers or not workers[i].is_alive()) and ctx.has_work():
+                        response, first_response = (first_response, None) if i == 0 else (None, None)
+                        workers[i] = _thread(ctx, f"hanzo-download-{i}", self._worker, i, response)
+                        workers[i].start()
+                if not any(t.is_alive() for t in workers.values()) and not ctx.has_work():
+                    break
+                ctx.cancel.wait(POLL_INTERVAL)
+                shown = self._show_progress(shown)
+                ctx.ramp.sample(time.monotonic(), shown - already)
             shown = self._show_progress(shown)
-            if ctx.error is None and any(p.end is not None and not p.complete for p in ctx.parts):
+            if ctx.error is None and ctx.unfinished():
                 # Cannot happen unless a code path above forgot to raise: keep what we have.
                 ctx.record_error(DownloadError(f"download of {job.label} stopped early; run it again"))
             if ctx.error is None:
@@ -177,14 +103,16 @@ class Transfer:
                 saver.join()
         except BaseException:
             # Ctrl-C (or a failing progress bar): stop the workers, keep a resumable partial.
-            self._stop([*workers, *helpers])
+            self._stop([*workers.values(), *helpers])
             raise
         finally:
+            if first_response is not None:
+                first_response.close()
             with ctx.lock:
                 job.fetched += ctx.fetched
                 ctx.fetched = 0
         if ctx.error is not None:
-            self._stop([*workers, *helpers])
+            self._stop([*workers.values(), *helpers])
             raise ctx.error
 
     def _show_progress(self, shown: int) -> int:
@@ -228,24 +156,21 @@ class Transfer:
         try:
             fd = os.open(self.job.partial, os.O_WRONLY | st.O_BINARY)
             while not ctx.cancel.is_set():
-                if index > 0 and not ctx.ranges_ok.is_set():
-                    # Until one 206 arrives, only worker 0 asks: a server that ignores Range would
-                    # send the whole file to every connection.
-                    ctx.ranges_ok.wait(POLL_INTERVAL)
-                    continue
-                try:
-                    part = ctx.work.get_nowait()
-                except queue.Empty:
+                part = ctx.take(index)
+                if part is None:
                     return
                 response, first_response = first_response, None
-                self._fetch_part(fd, part, response)
+                try:
+                    self._fetch_part(fd, part, response, index)
+                finally:
+                    ctx.release(part)
         finally:
             if first_response is not None:
                 first_response.close()
             if fd >= 0:
                 os.close(fd)
 
-    def _fetch_part(self, fd: int, part: st.Part, response: httpx.Response | None) -> None:
+    def _fetch_part(self, fd: int, part: st.Part, response: httpx.Response | None, index: int) -> None:
         ctx, job = self.ctx, self.job
         attempt = 0
         while not ctx.cancel.is_set() and not part.complete:
@@ -269,6 +194,9 @@ class Transfer:
                 raise Retryable(f"response ended at byte {part.pos} of {part.end}")
             except Exception as exc:  # noqa: BLE001 - _retry_reason re-raises the rest
                 reason, retry_after = _retry_reason(exc)
+                if isinstance(exc, Retryable) and exc.status in _THROTTLE_STATUSES:
+                    with ctx.lock:
+                        ctx.ramp.throttled(time.monotonic())
             finally:
                 if response is not None:
                     response.close()
@@ -288,6 +216,8 @@ class Transfer:
                     "kept, running it again resumes"
                 )
             ctx.cancel.wait(backoff(attempt, retry_after))
+            if index >= ctx.ramp.target:
+                return  # fewer connections now: the part goes back to the others
 
     def _check_response(self, part: st.Part, response: httpx.Response) -> None:
         """Accept ``response`` as the body of ``part``'s remaining bytes, or raise."""
@@ -332,11 +262,7 @@ class Transfer:
                 return False
             part.end = self.job.size
             ctx.parts[:] = [part]
-            while True:
-                try:
-                    ctx.work.get_nowait()
-                except queue.Empty:
-                    break
+            ctx.pending.clear()
             self.job.ranges_unsupported = True
         ctx.ranges_ok.set()  # waiting workers find no work and exit
         return True
@@ -348,16 +274,16 @@ class Transfer:
         try:
             self._check_response(part, response)
             pos = part.pos
-            end = part.end
             for chunk in response.iter_raw():
                 if ctx.cancel.is_set():
                     return
+                end = part.end  # read anew: another worker may have taken the part's second half
                 if end is not None and pos + len(chunk) > end:
-                    chunk = chunk[: end - pos]  # never write past the part (a server bug)
+                    chunk = chunk[: max(0, end - pos)]  # never write past the part
                 if chunk:
                     self._write(fd, chunk, pos)
                     pos += len(chunk)
-                    self._advance(part, len(chunk))
+                    ctx.claim(part, len(chunk))
                 if end is not None and pos >= end:
                     return
         finally:
@@ -376,17 +302,6 @@ class Transfer:
             if is_disk_full(exc):
                 raise self.job.disk_full_error(exc) from None
             raise
-
-    def _advance(self, part: st.Part, n: int) -> None:
-        """Claim ``n`` more bytes of ``part`` (already written) and save the state now and then."""
-        ctx = self.ctx
-        with ctx.lock:
-            part.done += n
-            ctx.fetched += n
-            ctx.since_save += n
-            save = ctx.since_save >= ctx.save_every
-        if save:
-            ctx.save_wanted.set()
 
 
 def _seek_write(fd: int, data: memoryview, pos: int) -> int:  # pragma: no cover - Windows

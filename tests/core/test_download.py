@@ -616,7 +616,12 @@ def test_sigint_while_stalled_stops_promptly(server: FileServer, tmp_path: Path)
         timer.cancel()
     assert time.monotonic() - start < 4.5  # not the 30 s stall timeout, nor the 5 s join limit
     state = json.loads((tmp_path / "f.partial.json").read_text())
-    assert state["parts"] == [[0, len(data), 512 * 1024]]  # everything received is claimed
+    # Everything received is claimed: the stalled part's 512 KiB, and any second half another
+    # connection took over (work stealing) and finished.
+    parts = state["parts"]
+    assert parts[0][0] == 0 and parts[0][2] == 512 * 1024 and parts[-1][1] == len(data)
+    assert all(parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1))
+    assert all(done in (0, end - start) for start, end, done in parts[1:])
 
 
 def test_part_plan() -> None:
@@ -707,7 +712,9 @@ def test_concurrent_pulls_download_once(server: FileServer, tmp_path: Path) -> N
     assert errors == []
     assert sorted(r.fetched for r in results) == [0, 0, len(data)]
     assert all(r.sha256 == sha(data) for r in results)
-    assert server.bytes_sent("/blob") == len(data) + 1  # once, plus the one-byte size probe
+    # Once, plus the one-byte size probe, plus what was in flight when a part was split (work
+    # stealing closes the first half's connection at the split point).
+    assert server.bytes_sent("/blob") <= 1.05 * len(data) + 1
     assert leftovers(dest) == []
 
 
@@ -725,7 +732,7 @@ def test_concurrent_processes_download_once(server: FileServer, tmp_path: Path) 
     outs = [p.communicate(timeout=30)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert sorted(int(o) for o in outs) == [0, len(data)]
-    assert server.bytes_sent("/blob") <= len(data) + 2  # plus at most two probes
+    assert server.bytes_sent("/blob") <= 1.05 * len(data) + 2  # plus two probes and split overlaps
     assert dest.read_bytes() == data
 
 

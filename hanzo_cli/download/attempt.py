@@ -1,0 +1,180 @@
+"""One attempt at a transfer: the parts, who fetches which, and the state the threads share.
+
+Parts are handed out in file order (so the completed prefix the hasher follows stays close behind
+the download). When none is left, an idle worker takes the second half of the part in flight with
+the most bytes to go (work stealing): one slow connection does not set the finish time, and a
+file planned in a few large parts still uses every connection to the end.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from hanzo_cli.download import state as st
+from hanzo_cli.download.hashing import PrefixHasher
+from hanzo_cli.download.policy import MiB, is_disk_full
+from hanzo_cli.download.ramp import Ramp
+
+if TYPE_CHECKING:
+    import httpx
+
+    from hanzo_cli.download.job import Job
+
+#: A part in flight is split only if both halves would have at least this many bytes to go.
+STEAL_MIN = 2 * MiB
+#: Split points are aligned to this (page- and block-aligned writes).
+_ALIGN = 64 * 1024
+
+
+class Attempt:
+    """What the threads of one attempt share. A fresh one per attempt, so that a worker stuck in
+    a syscall past its attempt can never touch the next attempt's parts, events or state."""
+
+    def __init__(self, job: Job, parts: list[st.Part]) -> None:
+        self.job = job
+        self.parts = parts  # sorted by start; tiles the file
+        self.lock = threading.Lock()  # guards the parts, pending, busy, counters, error, active
+        self.cancel = threading.Event()
+        self.ranges_ok = threading.Event()  # a 206 arrived (or the plan no longer has several parts)
+        self.workers_done = threading.Event()
+        self.hash_wake = threading.Event()
+        self.error: BaseException | None = None
+        self.active: set[httpx.Response] = set()
+        self.pending: list[st.Part] = [p for p in parts if not p.complete]
+        self.busy: set[st.Part] = set()
+        self.fetched = 0
+        self.since_save = 0
+        self.save_every = st.save_interval(job.size)
+        self.save_wanted = threading.Event()  # wakes the saver thread
+        self.save_lock = threading.Lock()  # one state write at a time, in claim order
+        self.state_closed = False  # set once the attempt is over: late writes claim nothing
+        self.ramp = Ramp(job.connections, time.monotonic())
+        self.hasher = PrefixHasher(
+            job.partial, self.frontier, finished=self.workers_done, cancel=self.cancel, wake=self.hash_wake
+        )
+
+    # --- progress -------------------------------------------------------------------------------
+
+    def completed(self) -> int:
+        with self.lock:
+            return sum(p.done for p in self.parts)
+
+    def frontier(self) -> int:
+        """End of the contiguous completed prefix of the file."""
+        with self.lock:
+            frontier = 0
+            for p in self.parts:
+                frontier = p.pos
+                if not p.complete:
+                    break
+            return frontier
+
+    def unfinished(self) -> bool:
+        with self.lock:
+            return any(p.end is not None and not p.complete for p in self.parts)
+
+    def claim(self, part: st.Part, n: int) -> None:
+        """Count ``n`` more bytes of ``part`` as written, and ask for a state save now and then.
+        Bytes past the part's end (it was split meanwhile) are the new part's to claim."""
+        with self.lock:
+            if part.end is not None:
+                n = min(n, part.end - part.pos)
+            part.done += n
+            self.fetched += n
+            self.since_save += n
+            save = self.since_save >= self.save_every
+        if save:
+            self.save_wanted.set()
+
+    # --- handing out work -----------------------------------------------------------------------
+
+    def take(self, index: int) -> st.Part | None:
+        """The next part for worker ``index``, or None when it should stop (no work left, or the
+        connection target dropped below it)."""
+        with self.lock:
+            if index >= self.ramp.target or self.cancel.is_set():
+                return None
+            part = self.pending.pop(0) if self.pending else self._split_busiest()
+            if part is None:
+                return None
+            self.busy.add(part)
+            return part
+
+    def has_work(self) -> bool:
+        with self.lock:
+            return bool(self.pending) or self._busiest() is not None
+
+    def release(self, part: st.Part) -> None:
+        """A worker is done with ``part``: complete, or handed back for another worker."""
+        with self.lock:
+            self.busy.discard(part)
+            # (A part of unknown end is over when its body ends: there is nothing to hand back.)
+            if part.remaining() and not self.cancel.is_set() and part not in self.pending:
+                bisect.insort(self.pending, part, key=lambda p: p.start)
+
+    def _busiest(self) -> st.Part | None:
+        if not self.ranges_ok.is_set() or self.job.ranges_unsupported:
+            return None
+        best = max(self.busy, key=lambda p: p.remaining(), default=None)
+        if best is None or best.end is None or best.remaining() < 2 * STEAL_MIN:
+            return None
+        return best
+
+    def _split_busiest(self) -> st.Part | None:
+        victim = self._busiest()
+        if victim is None or victim.end is None:
+            return None
+        middle = victim.pos + victim.remaining() // 2
+        middle -= middle % _ALIGN
+        if middle - victim.pos < STEAL_MIN:
+            return None
+        stolen = st.Part(middle, victim.end)
+        victim.end = middle
+        bisect.insort(self.parts, stolen, key=lambda p: p.start)
+        return stolen
+
+    # --- errors and stopping --------------------------------------------------------------------
+
+    def record_error(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+        self.stop_threads()
+
+    def stop_threads(self) -> None:
+        self.cancel.set()
+        self.ranges_ok.set()  # release workers waiting for the first answer
+        self.hash_wake.set()
+        self.save_wanted.set()
+
+    # --- the state file -------------------------------------------------------------------------
+
+    def save_state(self, *, final: bool = False) -> None:
+        """Write the state; with ``final``, the attempt's last word.
+
+        The snapshot is taken under save_lock, so writes land in claim order, and after the
+        bytes it claims were written (workers claim only written bytes).
+        """
+        job = self.job
+        with self.save_lock:
+            with self.lock:
+                if self.state_closed:
+                    return
+                self.since_save = 0
+                self.state_closed = final
+                text = st.state_text(job.size, job.expected_sha, self.parts)
+            try:
+                st.write_state(job.partial, text)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise job.disk_full_error(exc) from None
+                raise
+
+    def close_state(self) -> None:
+        """The attempt completed: no state write may land after the partial is renamed."""
+        with self.save_lock, self.lock:
+            self.state_closed = True
+        self.save_wanted.set()
