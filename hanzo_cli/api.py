@@ -93,6 +93,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
         file_source,
         get_provider,
     )
+    from hanzo_cli.onecopy import (
+        link_verified,
+    )
     from hanzo_cli.output import (
         NullBar,
         ProgressBar,
@@ -237,6 +240,7 @@ _SOURCES: dict[str, str] = {
     "info": "hanzo_cli.output",
     "is_gguf_name": "hanzo_cli.ggufnames",
     "is_mmproj": "hanzo_cli.ggufnames",
+    "link_verified": "hanzo_cli.onecopy",
     "log_dir": "hanzo_cli.constants",
     "manifest_model_info": "hanzo_cli.manifest_models",
     "manifest_model_infos": "hanzo_cli.manifest_models",
@@ -333,6 +337,7 @@ __all__ = [
     "info",
     "is_gguf_name",
     "is_mmproj",
+    "link_verified",
     "log_dir",
     "manifest_model_info",
     "manifest_model_infos",

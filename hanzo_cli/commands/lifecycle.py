@@ -214,7 +214,27 @@ def prune_cmd(provider: str | None, dry_run: bool, age: str, as_json: bool) -> N
     info(f"{verb} {len(removed)} file(s), {human_size(sum(i.size for i in removed))}")
 
 
+@click.command("model:dedup")
+@click.option("--dry-run", is_flag=True, help="List what would be linked; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def dedup_cmd(dry_run: bool, as_json: bool) -> None:
+    """Keep one copy of identical files across the Hugging Face cache, Ollama's blobs, LM Studio's
+    folder and hanzo's store: each verified duplicate becomes a hard link to one file (a reflink on
+    another file system that offers it; else it is left as is, and said so)."""
+    from hanzo_cli.onecopy import dedup, saved_bytes
+    from hanzo_cli.output import echo_json, human_size, info
+
+    done = dedup(dry_run=dry_run)
+    if as_json:
+        echo_json([d.to_json() for d in done])
+        return
+    for d in done:
+        info(f"{d.how}: {d.path} -> {d.source} ({human_size(d.size)})")
+    verb = "would save" if dry_run else "saved"
+    info(f"{verb} {human_size(saved_bytes(done))}")
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    for command in (outdated_cmd, update_cmd, lock_cmd, du_cmd, prune_cmd):
+    for command in (outdated_cmd, update_cmd, lock_cmd, du_cmd, prune_cmd, dedup_cmd):
         cli.add_command(command)

@@ -78,9 +78,20 @@ ORPHAN_GRACE_SECONDS = 3600.0
 _ETAG = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 
 
+def _hf_lock(cache_dir: Path, repo_name: str, etag: str) -> Path:
+    """huggingface_hub's lock for one blob, which hanzo's pulls hold too while they write it."""
+    return cache_dir / ".locks" / repo_name / f"{etag}.lock"
+
+
 def _locks(cache_dir: Path, repo: Path, etag: str) -> list[Path]:
-    """The locks a download of ``etag`` holds: hanzo's (beside the partial) and huggingface_hub's."""
-    return [repo / "blobs" / f"{etag}.incomplete.lock", cache_dir / ".locks" / repo.name / f"{etag}.lock"]
+    """The locks a download of ``etag`` may hold: huggingface_hub's, and the downloader's beside
+    hanzo's partial (today's place, and the one before it)."""
+    partial = cache_dir / ".locks" / "hanzo-partial" / repo.name / etag
+    return [
+        _hf_lock(cache_dir, repo.name, etag),
+        partial.with_name(f"{etag}.lock"),
+        repo / "blobs" / f"{etag}.incomplete.lock",
+    ]
 
 
 def _held(lock_path: Path) -> bool:
@@ -109,9 +120,10 @@ def _scan(cache_dir: Path, provider: str, partials_older_than: float) -> list[Re
             if link.is_symlink():
                 linked.add(Path(os.readlink(link)).name)
         groups: dict[str, list[Path]] = {}
-        for f in blobs.iterdir():
+        partials = cache_dir / ".locks" / "hanzo-partial" / repo.name
+        for f in [*blobs.iterdir(), *(partials.iterdir() if partials.is_dir() else ())]:
             etag, dot, _ = f.name.partition(".")
-            if dot and _ETAG.match(etag):
+            if (dot or f.parent == partials) and _ETAG.match(etag) and not f.name.endswith(".lock"):
                 groups.setdefault(etag, []).append(f)
         busy = any(_held(lock) for etag in groups for lock in _locks(cache_dir, repo, etag))
         for etag, files in sorted(groups.items()):
@@ -144,6 +156,9 @@ def reclaim(provider: str, items: Sequence[Reclaimable], partials_older_than: fl
     """Remove what is still reclaimable when checked again (a partial under its own lock)."""
     from filelock import FileLock, Timeout
 
+    from hanzo_huggingface.hub import HubSettings
+
+    cache_dir = HubSettings.from_env().cache_dir
     wanted = {item.path for item in items}
     removed: list[Reclaimable] = []
     for item in reclaimable(provider, partials_older_than):
@@ -151,7 +166,9 @@ def reclaim(provider: str, items: Sequence[Reclaimable], partials_older_than: fl
             continue
         if item.reason == "stale partial":
             etag = item.path.name.partition(".")[0]
-            lock = FileLock(str(item.path.with_name(f"{etag}.incomplete.lock")))
+            in_blobs = item.path.parent.name == "blobs"
+            repo_name = item.path.parent.parent.name if in_blobs else item.path.parent.name
+            lock = FileLock(str(_hf_lock(cache_dir, repo_name, etag)))
             try:
                 lock.acquire(timeout=0)
             except Timeout:

@@ -31,6 +31,7 @@ from hanzo_cli.api import (
     RemoteVersion,
     Resolved,
     gguf_models,
+    link_verified,
 )
 from hanzo_huggingface.cache import CacheScan, RepoCache, Snapshot
 from hanzo_huggingface.hub import HubFile, HubSettings, Resolution, fetch_file, resolve, where
@@ -145,6 +146,8 @@ class HuggingFaceProvider(Provider, FileSource):
         )
 
     def fetch_file(self, resolved: Resolved, file: RemoteFile, dest: Path) -> str:
+        if file.sha256 and link_verified(file.sha256, file.size, dest):
+            return file.sha256
         res = resolved.handle
         hub_file = next(f for f in res.files if f.path == file.path)
         return fetch_file(res, hub_file, dest).sha256
@@ -244,7 +247,10 @@ class HuggingFaceProvider(Provider, FileSource):
 
 
 def _fetch(res: Resolution, file: HubFile, dest: Path, partial: Path) -> tuple[str, ...]:
-    """Fetch one file into the cache; the digests it was verified against (for the record)."""
+    """Fetch one file into the cache; the digests it was verified against (for the record). A file
+    verified in another store already (Ollama's blobs, LM Studio's folder) is linked, not fetched."""
+    if file.sha256 and link_verified(file.sha256, file.size, dest):
+        return (file.sha256,)
     result = fetch_file(res, file, dest, partial=partial)
     return (result.sha256,) if file.sha256 else (result.sha256, file.blob_id)
 

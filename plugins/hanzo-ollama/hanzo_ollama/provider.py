@@ -32,6 +32,7 @@ from hanzo_cli.api import (
     RemoteVersion,
     Store,
     digest_hex,
+    link_verified,
     manifest_model_info,
     manifest_model_infos,
     parse_manifest,
@@ -132,6 +133,8 @@ class OllamaProvider(Provider):
             )
             _check_free_space(store, missing, target.name.display())
             for layer in missing:
+                if link_verified(digest_hex(layer.digest), layer.size, store.blob_path(layer.digest)):
+                    continue  # verified in another store already: one copy, nothing downloaded
                 try:
                     store.pull_blob(
                         layer.digest,
