@@ -141,3 +141,34 @@ def update_models(checks: Sequence[Check], options: PullOptions, *, dry_run: boo
             except HanzoError as exc:
                 results.append(UpdateResult(c, "failed", error=exc.message))
     return results
+
+
+def refresh(refs: Sequence[str], options: PullOptions) -> list[UpdateResult]:
+    """``node:start --update``: check the node's models and pull what changed, saying what did. A
+    check or an update that fails is said and never raised: the node then starts with what is on
+    disk. Models not pulled yet are left to the start, which pulls them."""
+    from hanzo_cli.output import info
+
+    pairs: list[tuple[Provider, ModelInfo]] = []
+    for ref in refs:
+        try:
+            pairs.extend(local_models([ref]))
+        except HanzoError:
+            continue
+    results = update_models(check_all(pairs, options), options, dry_run=False)
+    for r in results:
+        c = r.check
+        label = f"{c.model.provider}:{c.model.name}"
+        if r.action == "updated":
+            info(f"{label}: updated {_short(c.installed)} -> {_short(r.provider_version())}")
+        elif r.action == "failed":
+            warn(f"{label}: update failed ({r.error}); starting with what is on disk")
+        elif c.status == UNREACHABLE:
+            warn(f"{label}: could not check for updates ({c.reason}); starting with what is on disk")
+        else:
+            info(f"{label}: {c.status}")
+    return results
+
+
+def _short(version: str | None) -> str:
+    return version.split(":", 1)[-1][:12] if version else "-"

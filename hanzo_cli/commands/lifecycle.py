@@ -236,5 +236,10 @@ def dedup_cmd(dry_run: bool, as_json: bool) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
+    from hanzo_cli.config import register_setting
+
+    register_setting(
+        "node.update", "node:start checks its models for updates and pulls changes first (true/false)"
+    )
     for command in (outdated_cmd, update_cmd, lock_cmd, du_cmd, prune_cmd, dedup_cmd):
         cli.add_command(command)

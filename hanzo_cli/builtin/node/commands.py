@@ -78,6 +78,12 @@ from hanzo_cli.builtin.node.constants import (
     type=click.FloatRange(min=1),
     help="Seconds to wait for the node to become ready.",
 )
+@click.option(
+    "--update/--no-update",
+    default=None,
+    help="Check the models for updates and pull changes before starting (default: the node.update setting).",
+)
+@click.option("--insecure", is_flag=True, help="With --update: allow plain-HTTP registries.")
 @click.pass_context
 def start_cmd(
     ctx: click.Context,
@@ -93,6 +99,8 @@ def start_cmd(
     pull_missing: bool,
     max_body: int,
     timeout: float,
+    update: bool | None,
+    insecure: bool,
 ) -> None:
     """Start the hanzo node: hanzod when installed (HANZOD_BIN or PATH), else the built-in node.
 
@@ -112,6 +120,15 @@ def start_cmd(
     if pull_missing:
         server_args.append("--pull-missing")
     models = list(dict.fromkeys(refs)) or [default_model_ref("embedding.model", "embed", "lightweight")]
+    if update is None:
+        from hanzo_cli.api import get_setting
+
+        update = (get_setting("node.update") or "").strip().lower() in ("1", "true", "yes", "on")
+    if update:
+        from hanzo_cli.api import PullOptions
+        from hanzo_cli.updates import refresh
+
+        refresh(models, PullOptions(insecure=insecure))
     options = launch.StartOptions(
         model=models[0],
         more_models=tuple(models[1:]),
