@@ -42,6 +42,85 @@ class GGUFInfo:
         return asdict(self)
 
 
+# The tables below are gguf-py's (gguf 0.19: GGML_QUANT_SIZES, LlamaFileType), copied so that
+# reading a header does not import the gguf package, which pulls in numpy, yaml and its lazy
+# tensor machinery: ~0.1 s of every `hanzo embedding:test`. A type missing here is not checked.
+_DEFAULT_ALIGNMENT = 32
+_GGML_BLOCKS = {  # ggml type id: (elements per block, bytes per block), as gguf.GGML_QUANT_SIZES
+    0: (1, 4),  # F32
+    1: (1, 2),  # F16
+    2: (32, 18),  # Q4_0
+    3: (32, 20),  # Q4_1
+    6: (32, 22),  # Q5_0
+    7: (32, 24),  # Q5_1
+    8: (32, 34),  # Q8_0
+    9: (32, 40),  # Q8_1
+    10: (256, 84),  # Q2_K
+    11: (256, 110),  # Q3_K
+    12: (256, 144),  # Q4_K
+    13: (256, 176),  # Q5_K
+    14: (256, 210),  # Q6_K
+    15: (256, 292),  # Q8_K
+    16: (256, 66),  # IQ2_XXS
+    17: (256, 74),  # IQ2_XS
+    18: (256, 98),  # IQ3_XXS
+    19: (256, 50),  # IQ1_S
+    20: (32, 18),  # IQ4_NL
+    21: (256, 110),  # IQ3_S
+    22: (256, 82),  # IQ2_S
+    23: (256, 136),  # IQ4_XS
+    24: (1, 1),  # I8
+    25: (1, 2),  # I16
+    26: (1, 4),  # I32
+    27: (1, 8),  # I64
+    28: (1, 8),  # F64
+    29: (256, 56),  # IQ1_M
+    30: (1, 2),  # BF16
+    34: (256, 54),  # TQ1_0
+    35: (256, 66),  # TQ2_0
+    39: (32, 17),  # MXFP4
+    40: (64, 36),  # NVFP4
+    41: (128, 18),  # Q1_0
+}
+_FILE_TYPES = {  # general.file_type: name, as gguf.LlamaFileType without MOSTLY_/ALL_
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+    38: "MXFP4_MOE",
+    39: "NVFP4",
+    40: "Q1_0",
+    1024: "GUESSED",
+}
+
 _SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
 
@@ -97,8 +176,6 @@ class _Cursor:
 def _read_header(path: Path) -> tuple[dict[str, Any], int, int]:
     """(scalar key/values, tensor count, parameter count) of a GGUF, checking that every tensor's
     data lies inside the file (so truncated downloads are refused)."""
-    import gguf
-
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         buf = memoryview(mm)
         try:
@@ -125,10 +202,12 @@ def _read_header(path: Path) -> tuple[dict[str, Any], int, int]:
                 cur.string()
                 dims = [cur.unpack("Q") for _ in range(cur.unpack("I"))]
                 tensors.append((math.prod(dims), cur.unpack("I"), cur.unpack("Q")))
-            alignment = meta.get("general.alignment", gguf.GGUF_DEFAULT_ALIGNMENT)
+            alignment = meta.get("general.alignment", _DEFAULT_ALIGNMENT)
             data_start = -(-cur.pos // alignment) * alignment
             for elements, ggml_type, offset in tensors:
-                block, size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(ggml_type)]
+                if ggml_type not in _GGML_BLOCKS:
+                    continue
+                block, size = _GGML_BLOCKS[ggml_type]
                 if data_start + offset + elements // block * size > len(buf):
                     raise ValueError("tensor data runs past the end of the file (truncated?)")
             return meta, len(tensors), sum(t[0] for t in tensors)
@@ -141,8 +220,6 @@ def read_gguf_info(path: Path) -> GGUFInfo:
     if not has_gguf_magic(path):
         raise ModelFileError(f"{path} is not a GGUF file")
     try:
-        import gguf
-
         scalars, tensor_count, tensor_params = _read_header(path)
     except Exception as exc:  # noqa: BLE001 - struct/ValueError/KeyError/… on bad files
         raise ModelFileError(f"cannot read GGUF metadata from {path}: {exc}") from None
@@ -156,11 +233,7 @@ def read_gguf_info(path: Path) -> GGUFInfo:
     file_type = meta.get("general.file_type")
     file_type_name: str | None = None
     if isinstance(file_type, int):
-        try:
-            file_type_name = gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_")
-            file_type_name = file_type_name.removeprefix("ALL_")
-        except ValueError:
-            file_type_name = str(file_type)
+        file_type_name = _FILE_TYPES.get(file_type, str(file_type))
     params = meta.get("general.parameter_count")
     if not isinstance(params, int):
         params = tensor_params or None

@@ -20,6 +20,9 @@ TIERS = ("flagship", "balanced", "lightweight")
 RERANKER_TIER = {"flagship": "primary", "balanced": "primary", "lightweight": "lightweight"}
 #: How many leading values of each vector the human output shows.
 SHOWN_VALUES = 5
+#: Most texts whose similarity matrix the human output prints (beyond that it is a wall of numbers
+#: that costs more to format than to compute; --json always has it).
+SHOWN_SIMILARITY = 16
 
 
 @click.command("embedding:pull")
@@ -125,7 +128,8 @@ def test_cmd(
         latency = time.perf_counter() - loaded
     finally:
         model.close()
-    similarity = cosine_matrix(vectors) if len(vectors) > 1 else None
+    shown = 1 < len(vectors) and (as_json or len(vectors) <= SHOWN_SIMILARITY)
+    similarity = cosine_matrix(vectors) if shown else None
     if as_json:
         data: dict[str, object] = {
             "model": model.name,
@@ -157,6 +161,8 @@ def test_cmd(
         click.echo("     " + "".join(f"{f'[{j}]':>7}" for j in range(1, len(texts) + 1)))
         for i, row in enumerate(similarity, start=1):
             click.echo(f"{f'[{i}]':<5}" + "".join(f"{value:7.3f}" for value in row))
+    elif len(vectors) > SHOWN_SIMILARITY:
+        click.echo(f"cosine similarity: not shown for over {SHOWN_SIMILARITY} texts (--json has it)")
 
 
 @click.command("rerank")

@@ -14,6 +14,8 @@ sequences than ``n_seq_max``.
 from __future__ import annotations
 
 import ctypes
+import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -21,11 +23,40 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import llama_cpp as lc
 import numpy as np
 
 from hanzo_cli.api import HanzoError
+
+
+def _bindings() -> ModuleType:
+    """llama-cpp-python's ctypes bindings (``llama_cpp.llama_cpp``), without its high-level API.
+
+    ``import llama_cpp`` runs the package's ``__init__``, which also imports ``Llama`` and its chat
+    formats (jinja2 and more): ~50 ms of every ``hanzo embedding:test`` that the C API does not
+    need. The bindings are loaded under a bare package that is then forgotten, so a later
+    ``import llama_cpp`` (anyone's) runs the real ``__init__``, which reuses the loaded bindings.
+    """
+    if "llama_cpp" in sys.modules:
+        return importlib.import_module("llama_cpp.llama_cpp")
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None:
+        raise HanzoError("llama-cpp-python is not installed: pip install 'hanzo-cli[llamacpp]'")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["llama_cpp"] = package
+    try:
+        return importlib.import_module("llama_cpp.llama_cpp")
+    finally:
+        if sys.modules.get("llama_cpp") is package:
+            del sys.modules["llama_cpp"]
+
+
+if TYPE_CHECKING:
+    import llama_cpp.llama_cpp as lc
+else:
+    lc = _bindings()
 
 #: Tokens per batch for short texts: the fastest setting measured for MiniLM on CPU.
 DEFAULT_BATCH_TOKENS = 64
@@ -69,8 +100,9 @@ def _on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
 def _init() -> None:
     global _initialised
     with _init_lock:
+        # every time: importing llama_cpp's high-level API later (anyone may) installs its own logger
+        lc.llama_log_set(_on_log, ctypes.c_void_p(0))
         if not _initialised:
-            lc.llama_log_set(_on_log, ctypes.c_void_p(0))
             lc.llama_backend_init()
             _initialised = True
 
