@@ -286,5 +286,7 @@ def test_hanzo_and_huggingface_hub_never_write_one_blob_at_once(
         if pull.poll() is None:
             kill_9(pull)
     assert sha256_of(Path(other.stdout.strip())) == sha
-    assert hub.cdn(data).bytes_sent <= SIZE + MiB  # huggingface_hub downloaded nothing itself
+    # huggingface_hub downloaded nothing itself: every GET of the bytes came from hanzo
+    agents = {r.headers.get("user-agent", "") for r in hub.server.requests_for(hub.cdn(data).path)}
+    assert agents and all(a.startswith("hanzo-cli/") for a in agents), agents
     assert blob_names(hf_cache, folder) == [sha]
