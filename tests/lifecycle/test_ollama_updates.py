@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,7 @@ from tests.fixtures.fileserver import FileServer
 from tests.fixtures.registry import Registry
 from tests.helpers import assert_one_line_error, hanzo_json, run_hanzo
 from tests.lifecycle.conftest import served
+from tests.ollama.conftest import CdnRegistry, cdn_registry  # noqa: F401  (fixture)
 
 TEMPLATE_V1 = b"{{ .Prompt }}"
 TEMPLATE_V2 = b"{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }} v2"
@@ -186,3 +192,55 @@ def test_a_pin_the_registry_answers_with_other_bytes_is_refused(fileserver: File
     assert_one_line_error(proc, sha(body), f"not the pinned {asked}")
     assert hanzo_json("model:list", "--json") == []
     assert not Store.default().blobs_dir.exists() or list(Store.default().blobs_dir.iterdir()) == []
+
+
+def test_a_killed_update_leaves_the_old_version_usable_and_resumes(
+    cdn_registry: CdnRegistry,  # noqa: F811
+    tiny_llama_gguf: Path,
+    tmp_path: Path,
+) -> None:
+    name = f"{cdn_registry.host}/ns/tiny:q8"
+    cdn_registry.push_model(
+        "ns/tiny", "q8", [("model", tiny_llama_gguf.read_bytes()), ("template", TEMPLATE_V1)]
+    )
+    v1 = hanzo_json("model:pull", "--insecure", f"ollama:{name}", "--json")
+    bigger = os.urandom(4 << 20)
+    manifest = cdn_registry.registry.push_ollama_model(
+        "ns/tiny", "q8", [("model", bigger), ("template", TEMPLATE_V1)]
+    )
+    for blob in (manifest["config"], *manifest["layers"]):
+        cdn_registry.publish(blob["digest"])
+    new_blob = manifest["layers"][0]["digest"]
+    cdn_path = cdn_registry.cdn_path(new_blob)
+    cdn_registry.publish(new_blob, throttle=1 << 20)  # ~4 s: time to kill it mid-way
+
+    update = subprocess.Popen(
+        [sys.executable, "-m", "hanzo_cli", "model:update", "--all", "--insecure", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    partial = Store.default().partial_path(new_blob)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and update.poll() is None:
+        if partial.exists() and cdn_registry.cdn.bytes_sent(cdn_path) > (1 << 20):
+            break
+        time.sleep(0.05)
+    update.send_signal(signal.SIGKILL)
+    update.wait()
+    assert partial.exists()
+
+    # The old version is still the model, whole and verified; the check still says outdated.
+    [listed] = hanzo_json("model:list", "--json")
+    assert listed["digest"] == v1["digest"]
+    for f in listed["files"]:
+        assert hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest() == f["digest"].split(":")[1]
+    [row] = hanzo_json("model:outdated", "--insecure", "--json")
+    assert row["status"] == "outdated"
+
+    sent_before = cdn_registry.cdn.bytes_sent(cdn_path)
+    cdn_registry.publish(new_blob)  # full speed now
+    [result] = hanzo_json("model:update", "--all", "--insecure", "--json")
+    assert result["action"] == "updated"
+    assert cdn_registry.cdn.bytes_sent(cdn_path) - sent_before < len(bigger)  # resumed, not restarted
+    [listed] = hanzo_json("model:list", "--json")
+    assert Path(listed["path"]).read_bytes() == bigger

@@ -208,22 +208,36 @@ class HuggingFaceProvider(Provider, FileSource):
         return remote_version(model)
 
     def update(self, model: ModelInfo, options: PullOptions) -> ModelInfo:
-        """Pull the branch again (only blobs the cache lacks are fetched; the ref moves once every
-        file is linked), then delete this model's files of the old revision unless a branch or tag
-        still names it; blobs the new revision shares are kept."""
-        from hanzo_huggingface.lifecycle import installed_version, superseded_name
+        """Pull the branch's new commit by its id (only blobs the cache lacks are fetched, and no ref
+        moves), then point the branch at it — the switch, once every file is linked, so a killed
+        update leaves the old revision in use — then delete this model's files of the old revision
+        unless a branch or tag still names it; blobs the new revision shares are kept."""
+        from hanzo_huggingface.lifecycle import (
+            exact_name,
+            installed_version,
+            remote_version,
+            superseded_name,
+        )
 
         old = installed_version(model)
-        new = self.pull(model.name, PullOptions(insecure=options.insecure, quiet=options.quiet))
-        if old and installed_version(new) != old:
-            repo_id = str(model.details.get("repo_id", ""))
-            snapshot = CacheScan(HubSettings.from_env().cache_dir).find(repo_id, old)
+        latest = remote_version(model).version
+        if latest == old:
+            return model
+        pulled = self.pull(
+            exact_name(model.name, latest), PullOptions(insecure=options.insecure, quiet=options.quiet)
+        )
+        ref = parse(model.name)
+        settings = HubSettings.from_env()
+        repo_id = str(pulled.details.get("repo_id") or ref.repo_id)
+        RepoCache(settings.cache_dir, repo_id).write_ref(ref.revision or "main", latest)
+        if old:
+            snapshot = CacheScan(settings.cache_dir).find(repo_id, old)
             if snapshot is not None and not snapshot.refs:
                 try:
                     self.delete(superseded_name(model, old))
                 except ModelNotFoundError:
                     pass
-        return new
+        return self.get(model.name) or pulled
 
     def pull_exact(self, name: str, version: str, options: PullOptions) -> ModelInfo:
         return self.pull(
