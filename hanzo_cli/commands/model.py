@@ -103,7 +103,7 @@ def pull_cmd(
                 info(f"pulled {m.provider}:{m.name} ({human_size(m.size)}) -> {m.path}")
         return
     if not ref:
-        raise UsageError("give a model to pull (or --lock FILE)")
+        raise UsageError("Missing argument 'REF' (or give --lock FILE)")
     given = given_options(list(registry().providers.values()), extra)
     pulled = models.pull(ref, provider, PullOptions(insecure=insecure, quiet=quiet, extra=given))
     if as_json:
