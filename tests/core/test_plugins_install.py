@@ -268,3 +268,52 @@ def test_an_install_never_replaces_hanzo_itself(venv: Venv, tmp_path: Path) -> N
     assert_one_line_error(proc, "conflicting dependencies", "keeps hanzo-cli at", "nothing was changed")
     assert venv.contents() == before
     assert venv.hanzo("--version").stdout.split()[-1] != "2.0.0"
+
+
+def _wheel(venv: Venv, project: Path, wheelhouse: Path) -> None:
+    subprocess.run(
+        [venv.python, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheelhouse), str(project)],
+        check=True,
+        env=venv.env,
+    )
+
+
+def _hanzo_with_links(venv: Venv, wheelhouse: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [venv.python, "-m", "hanzo_cli", *args],
+        capture_output=True,
+        text=True,
+        env={**venv.env, "PIP_FIND_LINKS": str(wheelhouse)},
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_first_party_short_name_installs_its_distribution(venv: Venv, tmp_path: Path) -> None:
+    wheelhouse = tmp_path / "wheelhouse"
+    _wheel(venv, ROOT / "plugins" / "hanzo-ollama", wheelhouse)  # what the index would serve
+    proc = _hanzo_with_links(venv, wheelhouse, "plugins:install", "ollama")
+    assert proc.returncode == 0, proc.stderr
+    from hanzo_cli import __version__
+
+    assert f"installed hanzo-ollama {__version__}: plugin ollama" in proc.stderr
+    rows = {row["name"]: row for row in venv.hanzo_json("plugins", "--json")}
+    assert rows["ollama"]["distribution"] == "hanzo-ollama" and rows["ollama"]["version"] == __version__
+    assert venv.hanzo("plugins:uninstall", "ollama", "--yes").returncode == 0
+    assert "ollama" not in venv.plugin_names()
+
+
+def test_upgrade_moves_to_the_newest_version(venv: Venv, tmp_path: Path) -> None:
+    wheelhouse = tmp_path / "wheelhouse"
+    for version in ("1.0", "2.0"):
+        project = _project(tmp_path / f"up-{version}", "upgrade-demo", version, [])
+        with (project / "pyproject.toml").open("a") as toml:
+            toml.write('\n[project.entry-points.hanzo]\nupgrade_demo = "upgrade_demo"\n')
+        _wheel(venv, project, wheelhouse)
+    first = _hanzo_with_links(venv, wheelhouse, "plugins:install", "upgrade-demo==1.0")
+    assert "installed upgrade-demo 1.0: plugin upgrade_demo" in first.stderr, first.stderr
+    again = _hanzo_with_links(venv, wheelhouse, "plugins:install", "upgrade-demo")
+    assert "upgrade-demo 1.0 was already installed" in again.stderr, again.stderr
+    upgraded = _hanzo_with_links(venv, wheelhouse, "plugins:install", "--upgrade", "upgrade-demo")
+    assert "installed upgrade-demo 2.0: plugin upgrade_demo" in upgraded.stderr, upgraded.stderr
+    assert venv.hanzo("plugins:uninstall", "upgrade-demo", "-y").returncode == 0

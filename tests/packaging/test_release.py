@@ -46,7 +46,7 @@ def load_release(root: Path | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     if root is not None:
-        module.ROOT = root
+        setattr(module, "ROOT", root)  # noqa: B010 - a module attribute mypy cannot see
     return module
 
 
@@ -149,6 +149,27 @@ def test_every_distribution_is_built_at_one_version(dist: Path) -> None:
         stem = f"{d.name.replace('-', '_')}-{__version__}"
         expected |= {f"{stem}-py3-none-any.whl", f"{stem}.tar.gz"}
     assert {p.name for p in dist.iterdir()} == expected
+
+
+def test_the_wheel_checks_catch_a_missing_py_typed_and_entry_point(dist: Path, tmp_path: Path) -> None:
+    from hanzo_cli import __version__
+
+    release = load_release()
+    assert release.wheel_problems(dist, __version__) == []
+    broken = tmp_path / "dist"
+    shutil.copytree(dist, broken)
+    wheel = broken / f"hanzo_ollama-{__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(dist / wheel.name) as source, zipfile.ZipFile(wheel, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "hanzo_ollama/py.typed":
+                continue
+            if item.filename.endswith("entry_points.txt"):
+                data = data.replace(b"ollama = hanzo_ollama", b"")
+            target.writestr(item, data)
+    found = release.wheel_problems(broken, __version__)
+    assert any("hanzo_ollama/py.typed missing" in p for p in found), found
+    assert any("entry point [hanzo] ollama = hanzo_ollama missing" in p for p in found), found
 
 
 def third_party_requirements(dist: Path, ours: set[str]) -> list[str]:
