@@ -23,8 +23,12 @@ if TYPE_CHECKING:
 
     from hanzo_cli.download.job import Job
 
-#: A part in flight is split only if both halves would have at least this many bytes to go.
-STEAL_MIN = 2 * MiB
+#: A part in flight is split only if both halves would have at least this many bytes to go, and
+#: at its current rate it would need at least STEAL_AFTER seconds more: splitting closes the
+#: first half's connection at the split point, which throws away what was in flight on it (on a
+#: fast link that can be megabytes, for no gain).
+STEAL_MIN = 1 * MiB
+STEAL_AFTER = 0.3
 #: Split points are aligned to this (page- and block-aligned writes).
 _ALIGN = 64 * 1024
 
@@ -39,12 +43,14 @@ class Attempt:
         self.lock = threading.Lock()  # guards the parts, pending, busy, counters, error, active
         self.cancel = threading.Event()
         self.ranges_ok = threading.Event()  # a 206 arrived (or the plan no longer has several parts)
+        self.ranges_seen = False  # a 206 arrived: parts may be split (a pull-through cache that
+        # has yet to fetch a blob answers ranges with the whole body, a 200)
         self.workers_done = threading.Event()
         self.hash_wake = threading.Event()
         self.error: BaseException | None = None
         self.active: set[httpx.Response] = set()
         self.pending: list[st.Part] = [p for p in parts if not p.complete]
-        self.busy: set[st.Part] = set()
+        self.busy: dict[st.Part, tuple[float, int]] = {}  # part -> (when taken, its done then)
         self.fetched = 0
         self.since_save = 0
         self.save_every = st.save_interval(job.size)
@@ -100,7 +106,7 @@ class Attempt:
             part = self.pending.pop(0) if self.pending else self._split_busiest()
             if part is None:
                 return None
-            self.busy.add(part)
+            self.busy[part] = (time.monotonic(), part.done)
             return part
 
     def has_work(self) -> bool:
@@ -110,17 +116,23 @@ class Attempt:
     def release(self, part: st.Part) -> None:
         """A worker is done with ``part``: complete, or handed back for another worker."""
         with self.lock:
-            self.busy.discard(part)
+            self.busy.pop(part, None)
             # (A part of unknown end is over when its body ends: there is nothing to hand back.)
             if part.remaining() and not self.cancel.is_set() and part not in self.pending:
                 bisect.insort(self.pending, part, key=lambda p: p.start)
 
     def _busiest(self) -> st.Part | None:
-        if not self.ranges_ok.is_set() or self.job.ranges_unsupported:
+        if not self.ranges_seen or self.job.ranges_unsupported:
             return None
-        best = max(self.busy, key=lambda p: p.remaining(), default=None)
-        if best is None or best.end is None or best.remaining() < 2 * STEAL_MIN:
-            return None
+        now = time.monotonic()
+        best, best_eta = None, STEAL_AFTER
+        for part, (since, done_then) in self.busy.items():
+            if part.end is None or part.remaining() < 2 * STEAL_MIN:
+                continue
+            rate = (part.done - done_then) / max(now - since, 1e-3)
+            eta = part.remaining() / rate if rate > 0 else float("inf")
+            if eta >= best_eta:
+                best, best_eta = part, eta
         return best
 
     def _split_busiest(self) -> st.Part | None:

@@ -230,6 +230,7 @@ class Transfer:
             total = cr[2]
             if total is not None and job.size is not None and total != job.size:
                 job.size_changed(total)
+            ctx.ranges_seen = True
             ctx.ranges_ok.set()
             return
         if status == 200:

@@ -32,6 +32,7 @@ from hanzo_cli.api import (
     RemoteVersion,
     Store,
     digest_hex,
+    info,
     link_verified,
     manifest_model_info,
     manifest_model_infos,
@@ -111,7 +112,7 @@ class OllamaProvider(Provider):
         import httpx
 
         from hanzo_ollama.lifecycle import check_manifest_digest, pulling, set_pin, split_digest
-        from hanzo_ollama.registry import RegistryClient, RegistryName
+        from hanzo_ollama.registry import RegistryName, RegistrySources
 
         name, pinned = split_digest(name)
         target = RegistryName.parse(name, insecure=insecure)
@@ -120,7 +121,7 @@ class OllamaProvider(Provider):
             httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True) as client,
             contextlib.ExitStack() as keep,
         ):
-            registry = RegistryClient(target, client)
+            registry = RegistrySources(target, client, info)  # its mirrors first, if any
             raw = registry.fetch_manifest(pinned)
             if pinned:
                 check_manifest_digest(raw, pinned, target.name.display())
@@ -136,13 +137,7 @@ class OllamaProvider(Provider):
                 if link_verified(digest_hex(layer.digest), layer.size, store.blob_path(layer.digest)):
                     continue  # verified in another store already: one copy, nothing downloaded
                 try:
-                    store.pull_blob(
-                        layer.digest,
-                        target.blob_url(layer.digest),
-                        size=layer.size,
-                        headers=registry.auth_headers(),
-                        desc=f"pulling {digest_hex(layer.digest)[:12]}",
-                    )
+                    registry.pull_blob(store, layer, f"pulling {digest_hex(layer.digest)[:12]}")
                 except RemoteFileNotFoundError:
                     # The model exists (its manifest came back): a missing blob is a broken
                     # registry, not a reason to try the next provider.

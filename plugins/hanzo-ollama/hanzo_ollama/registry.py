@@ -13,15 +13,23 @@ Authentication: pulls from registry.ollama.ai need none. A registry that answers
 ``WWW-Authenticate: Bearer realm=…`` challenge gets an anonymous token from its realm (Docker
 Hub, ghcr.io and token-auth distribution registries work this way). Basic auth and Ollama's
 signed-key push auth are not supported.
+
+Mirrors (Docker's ``registry-mirrors``, per upstream host): the setting ``registry.mirrors`` (or
+``HANZO_REGISTRY_MIRRORS``) lists ``upstream-host=mirror-url`` pairs, comma-separated; a pull
+tries each mirror of the model's host in the order given, then the host itself. A mirror that
+answers 404, cannot be reached, or serves bytes that do not match their digest is passed over,
+with one line saying so. ``http://`` mirrors need no ``--insecure``: the URL says how to reach
+it. Models are stored under the upstream's name, whichever registry served them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -30,16 +38,24 @@ from hanzo_cli.api import (
     DEFAULT_HOST,
     MANIFEST_MEDIA_TYPE,
     MAX_MANIFEST_BYTES,
+    ConfigError,
+    DownloadError,
     HanzoError,
+    IntegrityError,
     Layer,
     ManifestName,
     NotFoundError,
+    RemoteFileNotFoundError,
+    get_setting,
 )
 
 if TYPE_CHECKING:
     import httpx
 
-    from hanzo_cli.api import ProgressBar
+    from hanzo_cli.api import ProgressBar, Store
+
+#: The setting (config:set; env HANZO_REGISTRY_MIRRORS) listing registry mirrors.
+MIRRORS_SETTING = "registry.mirrors"
 
 UPLOAD_CHUNK = 1 << 20
 _CHALLENGE_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
@@ -52,6 +68,7 @@ class RegistryName:
 
     name: ManifestName
     scheme: str
+    endpoint: str | None = None  # a mirror's base URL, used instead of scheme://host
 
     @classmethod
     def parse(cls, text: str, *, insecure: bool) -> RegistryName:
@@ -69,11 +86,18 @@ class RegistryName:
     def repository(self) -> str:
         """The repository path as sent to the registry (see the module docstring for the case rule)."""
         repo = self.name.repository
+        if self.endpoint is not None:
+            return repo.lower()  # a mirror is a distribution registry, whoever it mirrors
         return repo if self.name.host.lower() == DEFAULT_HOST else repo.lower()
 
     @property
     def base_url(self) -> str:
-        return f"{self.scheme}://{self.name.host}/v2/{self.repository}"
+        root = self.endpoint or f"{self.scheme}://{self.name.host}"
+        return f"{root}/v2/{self.repository}"
+
+    def via(self, mirror_url: str) -> RegistryName:
+        """The same model on a mirror of its registry."""
+        return replace(self, endpoint=mirror_url.rstrip("/"))
 
     def manifest_url(self, reference: str | None = None) -> str:
         """The manifest's URL by tag, or by ``reference`` (a ``sha256:`` digest, for pins)."""
@@ -226,6 +250,86 @@ class RegistryClient:
             )
         detail = "; ".join(messages) or response.reason_phrase
         return HanzoError(f"registry {self.host} refused {what}: HTTP {response.status_code} {detail}")
+
+
+def registry_mirrors(host: str) -> list[str]:
+    """The mirror URLs configured for registry ``host``, in the order to try them."""
+    text = get_setting(MIRRORS_SETTING) or ""
+    found = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        upstream, sep, url = (part.strip() for part in entry.partition("="))
+        scheme = urlsplit(url).scheme.lower() if sep else ""
+        if not upstream or scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise ConfigError(
+                f"invalid {MIRRORS_SETTING} entry {entry!r}: expected upstream-host=http(s)://mirror[:port]"
+            )
+        if upstream.lower() == host.lower():
+            found.append(url.rstrip("/"))
+    return found
+
+
+class RegistrySources:
+    """Where a pull gets a model: the mirrors of its registry in order, then the registry itself.
+
+    The manifest comes from the first that has it; each blob from the registry that served the
+    manifest, else (missing, unreachable, wrong bytes) from the upstream."""
+
+    def __init__(self, target: RegistryName, client: httpx.Client, notify: Callable[[str], None]) -> None:
+        self.upstream = RegistryClient(target, client)
+        self.mirrors = [RegistryClient(target.via(url), client) for url in registry_mirrors(target.name.host)]
+        self.chosen = self.upstream
+        self._notify = notify
+
+    def fetch_manifest(self, reference: str | None = None) -> bytes:
+        """The manifest (by tag, or by ``reference``: a digest its bytes must match)."""
+        import httpx
+
+        for mirror in self.mirrors:
+            try:
+                raw = mirror.fetch_manifest(reference)
+            except (HanzoError, httpx.HTTPError) as exc:
+                self._passed_over(mirror, _reason(exc))
+                continue
+            if reference and "sha256:" + hashlib.sha256(raw).hexdigest() != reference:
+                self._passed_over(mirror, f"its manifest does not match {reference}")
+                continue
+            self.chosen = mirror
+            return raw
+        return self.upstream.fetch_manifest(reference)
+
+    def pull_blob(self, store: Store, layer: Layer, desc: str) -> None:
+        """Download one blob into ``store``, from the chosen mirror or else the upstream."""
+        if self.chosen is not self.upstream:
+            try:
+                self._pull(self.chosen, store, layer, desc)
+                return
+            except (RemoteFileNotFoundError, DownloadError, IntegrityError) as exc:
+                self._passed_over(self.chosen, _reason(exc))
+                self.chosen = self.upstream
+                with contextlib.suppress(HanzoError):
+                    self.upstream.fetch_manifest()  # answers the upstream's auth challenge, if any
+        self._pull(self.upstream, store, layer, desc)
+
+    def _pull(self, source: RegistryClient, store: Store, layer: Layer, desc: str) -> None:
+        store.pull_blob(
+            layer.digest,
+            source.target.blob_url(layer.digest),
+            size=layer.size,
+            headers=source.auth_headers(),
+            desc=desc,
+        )
+
+    def _passed_over(self, mirror: RegistryClient, reason: str) -> None:
+        left = self.mirrors[self.mirrors.index(mirror) + 1 :] if mirror in self.mirrors else []
+        then = left[0].target.endpoint if left else self.upstream.host
+        self._notify(f"registry mirror {mirror.target.endpoint}: {reason}; pulling from {then} instead")
+
+
+def _reason(exc: BaseException) -> str:
+    text = exc.message if isinstance(exc, HanzoError) else str(exc)
+    return text or type(exc).__name__
 
 
 def _registry_errors(response: httpx.Response) -> tuple[set[str], list[str]]:
