@@ -11,7 +11,8 @@ then by name.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -39,6 +40,47 @@ class Reranker(Protocol):
 
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
         """One score per document, in order; higher is more relevant."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How a generator picks tokens; None leaves a setting at the runtime's default."""
+
+    max_tokens: int | None = None  # None: until the end of text or a full context
+    temperature: float | None = None  # 0: always the most likely token
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()  # generation ends before the first of these
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """A piece of generated text. The last chunk has ``finish_reason`` ("stop": end of text or a stop
+    string; "length": ``max_tokens`` or the context) and the prompt's and completion's token counts."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Generator(Protocol):
+    """A loaded text-generation model (prompt completion; chat through the model's template)."""
+
+    #: Tokens the loaded context holds, prompt and completion together.
+    context_length: int
+
+    def generate(self, prompt: str, options: SamplingOptions) -> Iterator[GenerationChunk]:
+        """Complete ``prompt``, yielding text as it comes; stopping the iteration stops generating."""
+        ...
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, str]], template: str | None = None) -> str:
+        """The prompt for ``messages`` ({role, content}) by the model's chat template, or ``template``
+        (a Jinja chat template) when given; HanzoError when the model has none."""
         ...
 
     def close(self) -> None: ...
@@ -81,6 +123,9 @@ class Runtime(ABC):
 
     def load_reranker(self, path: Path, **options: Any) -> Reranker:
         raise HanzoError(f"runtime {self.name!r} cannot rerank")
+
+    def load_generator(self, path: Path, **options: Any) -> Generator:
+        raise HanzoError(f"runtime {self.name!r} cannot generate text")
 
     def version(self) -> str | None:
         """The version of the library behind the runtime (kept with benchmark results), if known."""

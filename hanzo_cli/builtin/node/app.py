@@ -2,9 +2,11 @@
 
 Routes:
 
-- Ollama: ``POST /api/embed``, ``POST /api/embeddings`` (legacy), ``GET /api/tags``, ``POST /api/show``,
-  ``GET /api/ps``, ``GET /api/version``, ``GET /``;
-- OpenAI: ``POST /v1/embeddings``, ``GET /v1/models``; ``POST /v1/rerank`` (Cohere/Jina body) for rerankers;
+- Ollama: ``POST /api/embed``, ``POST /api/embeddings`` (legacy), ``POST /api/generate``, ``POST /api/chat``,
+  ``GET /api/tags``, ``POST /api/show``, ``GET /api/ps``, ``GET /api/version``, ``GET /``;
+- OpenAI: ``POST /v1/embeddings``, ``POST /v1/completions``, ``POST /v1/chat/completions``,
+  ``GET /v1/models``;
+  ``POST /v1/rerank`` (Cohere/Jina body) for rerankers;
 - hanzod: ``GET /v2/health_check`` (503 with ``status: error`` until the models named at start have loaded).
 
 Errors are ``{"error": "message"}`` on Ollama's routes (as Ollama answers) and OpenAI's error object
@@ -29,7 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hanzo_cli.api import __version__
-from hanzo_cli.builtin.node import ollama_routes, openai_routes
+from hanzo_cli.builtin.node import generate_routes, ollama_routes, openai_routes
 from hanzo_cli.builtin.node.bodies import APIError
 from hanzo_cli.builtin.node.constants import HEALTH_PATH, MAX_BODY_BYTES, MAX_INPUTS, OLLAMA_API_VERSION
 from hanzo_cli.builtin.node.pool import ModelPool
@@ -116,6 +118,10 @@ def create_app(
             Route("/api/ps", ollama_routes.ps),
             Route("/api/embed", ollama_routes.embed, methods=["POST"]),
             Route("/api/embeddings", ollama_routes.embeddings, methods=["POST"]),
+            Route("/api/generate", generate_routes.ollama_generate, methods=["POST"]),
+            Route("/api/chat", generate_routes.ollama_chat, methods=["POST"]),
+            Route("/v1/completions", generate_routes.openai_completions, methods=["POST"]),
+            Route("/v1/chat/completions", generate_routes.openai_chat, methods=["POST"]),
             Route("/v1/models", openai_routes.models),
             Route("/v1/embeddings", openai_routes.embeddings, methods=["POST"]),
             Route("/v1/rerank", openai_routes.rerank, methods=["POST"]),

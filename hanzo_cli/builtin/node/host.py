@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hanzo_cli.api import ModelInfo, has_gguf_magic, read_gguf_info
+from hanzo_cli.api import (
+    GenerationChunk,
+    HanzoError,
+    ModelInfo,
+    SamplingOptions,
+    has_gguf_magic,
+    read_gguf_info,
+)
+from hanzo_cli.builtin.generation import GenerationModel, load_generation_model
 from hanzo_cli.builtin.node.bodies import APIError
 from hanzo_cli.builtin.node.constants import BATCH_WINDOW, MAX_BATCH_TEXTS
 from hanzo_cli.embedding import EmbeddingModel, RerankModel, load_embedding_model, load_reranker
@@ -52,9 +62,11 @@ class ModelHost:
     info: ModelInfo
     name: str
     runtime: str | None = None
+    #: "embed" (embedding or reranking, by the GGUF's pooling) or "generate".
+    role: str = "embed"
     #: Seconds to stay loaded after the last request: None forever, 0 unload at once.
     keep_alive: float | None = None
-    model: EmbeddingModel | RerankModel | None = None
+    model: EmbeddingModel | RerankModel | GenerationModel | None = None
     error: str | None = None
     loaded_at: float = 0.0  # time.time()
     last_used: float = field(default_factory=time.monotonic)
@@ -72,6 +84,11 @@ class ModelHost:
     @property
     def ref(self) -> str:
         return f"{self.info.provider}:{self.info.name}"
+
+    @property
+    def key(self) -> str:
+        """The pool's key: one model may be loaded once to embed and once to generate."""
+        return self.ref if self.role == "embed" else f"{self.ref}#{self.role}"
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -93,13 +110,17 @@ class ModelHost:
                 f"{model.dimensions}-dimension embedding model"
                 if isinstance(model, EmbeddingModel)
                 else "reranker"
+                if isinstance(model, RerankModel)
+                else "generator"
             )
             elapsed = time.monotonic() - started
             log.info("loaded %s (%s, runtime %s) in %.1f s", self.ref, kind, model.runtime.name, elapsed)
         finally:
             self.settled.set()
 
-    def _load(self) -> EmbeddingModel | RerankModel:
+    def _load(self) -> EmbeddingModel | RerankModel | GenerationModel:
+        if self.role == "generate":
+            return load_generation_model(self.ref, runtime=self.runtime, pull=False)
         path = self.info.path
         if path is not None and has_gguf_magic(path) and read_gguf_info(path).pooling_type == "rank":
             return load_reranker(self.ref, runtime=self.runtime, pull=False)
@@ -109,7 +130,7 @@ class ModelHost:
     def ready(self) -> bool:
         return self.model is not None
 
-    async def loaded(self) -> EmbeddingModel | RerankModel:
+    async def loaded(self) -> EmbeddingModel | RerankModel | GenerationModel:
         """The model once it has loaded (waiting for the load), or the load's error as a 500."""
         await self.settled.wait()
         if self.model is None:
@@ -152,6 +173,54 @@ class ModelHost:
             raise APIError(400, f"{self.name} is an embedding model; /v1/rerank needs a reranker")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, model.rerank, query, documents)
+
+    async def generation_model(self) -> GenerationModel:
+        model = await self.loaded()
+        if not isinstance(model, GenerationModel):
+            raise APIError(400, f"{self.name} does not generate text")
+        return model
+
+    async def generate(self, prompt: str, options: SamplingOptions) -> AsyncIterator[GenerationChunk]:
+        """Generate in the model's thread, yielding chunks as they come. Leaving the iteration early
+        (a client that disconnects) stops the generation at its next token."""
+        model = await self.generation_model()
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            try:
+                for chunk in model.generator.generate(prompt, options):
+                    loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+                    if stop.is_set():
+                        break
+            except BaseException as exc:  # noqa: BLE001 - handed to the request
+                loop.call_soon_threadsafe(chunks.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(chunks.put_nowait, None)
+
+        running = loop.run_in_executor(self._executor, work)
+        finished = False
+        try:
+            while (item := await chunks.get()) is not None:
+                if isinstance(item, HanzoError):
+                    raise APIError(400, item.message)
+                if isinstance(item, BaseException):
+                    raise item
+                finished = item.finish_reason is not None
+                yield item
+        finally:
+            stop.set()
+            running.cancel()  # not started yet (another request holds the thread): never starts
+            if not finished:
+                log.info("stopped generating with %s: the request ended (client gone)", self.ref)
+
+    async def chat_prompt(self, messages: list[dict[str, str]], template: str | None) -> str:
+        model = await self.generation_model()
+        try:
+            return model.generator.chat_prompt(messages, template)
+        except HanzoError as exc:
+            raise APIError(400, exc.message) from None
 
     # -- batching ------------------------------------------------------------------------------------
 

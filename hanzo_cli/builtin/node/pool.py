@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from hanzo_cli.api import HanzoError, ModelInfo
 from hanzo_cli.builtin.node.bodies import APIError
 from hanzo_cli.builtin.node.constants import DEFAULT_KEEP_ALIVE, DEFAULT_MAX_LOADED, REAP_INTERVAL
+from hanzo_cli.builtin.node.describe import capabilities, gguf_of
 from hanzo_cli.builtin.node.host import ModelHost
 
 log = logging.getLogger("hanzo.node")
@@ -135,8 +136,8 @@ class ModelPool:
     def error(self) -> str | None:
         return next((h.error for h in self._preloaded if h.error), None)
 
-    async def _host(self, info: ModelInfo, keep_alive: float | None) -> ModelHost:
-        key = f"{info.provider}:{info.name}"
+    async def _host(self, info: ModelInfo, keep_alive: float | None, role: str = "embed") -> ModelHost:
+        key = f"{info.provider}:{info.name}" + ("" if role == "embed" else f"#{role}")
         host = self.hosts.get(key)
         if host is not None:
             return host
@@ -144,7 +145,7 @@ class ModelPool:
             host = self.hosts.get(key)
             if host is None:
                 await self._make_room()
-                host = ModelHost(info, self.display_name(info), self.settings.runtime, keep_alive)
+                host = ModelHost(info, self.display_name(info), self.settings.runtime, role, keep_alive)
                 self.hosts[key] = host
                 asyncio.create_task(host.load())  # noqa: RUF006 - the host keeps its own state
             return host
@@ -160,20 +161,23 @@ class ModelPool:
             await self.unload(min(idle, key=lambda h: h.last_used))
 
     async def unload(self, host: ModelHost) -> None:
-        if self.hosts.get(host.ref) is host:
-            del self.hosts[host.ref]
+        if self.hosts.get(host.key) is host:
+            del self.hosts[host.key]
         log.info("unloading %s", host.ref)
         await host.unload()
 
     @asynccontextmanager
     async def use(
-        self, requested: str | None, keep_alive: KeepAlive | None = None
+        self, requested: str | None, keep_alive: KeepAlive | None = None, role: str = "embed"
     ) -> AsyncIterator[ModelHost]:
         """The model a request names, loaded (or loading), marked busy while the request runs.
         ``keep_alive`` is the request's own, if it gave one; it then becomes the model's."""
         info = await self.resolve(requested)
+        if role == "generate" and "completion" not in await asyncio.to_thread(_capabilities, info):
+            raise APIError(400, f"{requested or info.name} does not generate text (it embeds or reranks)")
         pinned = f"{info.provider}:{info.name}" in self._pinned
-        host = await self._host(info, None if pinned else self.settings.keep_alive)
+        keep = None if pinned and role == "embed" else self.settings.keep_alive
+        host = await self._host(info, keep, role)
         host.active += 1
         try:
             yield host
@@ -185,7 +189,7 @@ class ModelPool:
             seconds = host.keep_alive
             host.expires = None if seconds is None else host.last_used + seconds
             if host.settled.is_set() and host.error is not None and host not in self._preloaded:
-                self.hosts.pop(host.ref, None)  # a failed load is tried again by the next request
+                self.hosts.pop(host.key, None)  # a failed load is tried again by the next request
             elif seconds == 0 and host.active == 0 and host.ready:
                 await self.unload(host)
 
@@ -201,3 +205,7 @@ class ModelPool:
     async def close(self) -> None:
         for host in list(self.hosts.values()):
             await self.unload(host)
+
+
+def _capabilities(info: ModelInfo) -> list[str]:
+    return capabilities(gguf_of(info))

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hanzo_cli.api import Embedder, Reranker, Runtime
+from hanzo_cli.api import Embedder, Generator, Reranker, Runtime
 from hanzo_llamacpp.architectures import LLAMA_CPP_ARCHITECTURES
 
 
@@ -16,18 +16,21 @@ class LlamaCppRuntime(Runtime):
     ``load_embedder`` takes ``pooling`` (mean, cls or last; hanzo passes the model's own or its
     Qwen3 rule), ``threads``, ``batch_tokens`` (tokens per batch for short texts, 64) and
     ``max_tokens`` (longer inputs are truncated; 8192 or the model's context if smaller).
-    Reranking needs a GGUF converted with ``rank`` pooling and a classifier head.
+    Reranking needs a GGUF converted with ``rank`` pooling and a classifier head. ``load_generator``
+    takes ``context_length`` (default: the model's, at most 4096) and ``threads``.
     """
 
     name = "llamacpp"
-    description = "llama.cpp (llama-cpp-python): embeddings and reranking for most GGUF architectures"
-    tasks: ClassVar[frozenset[str]] = frozenset({"embed", "rerank"})
+    description = (
+        "llama.cpp (llama-cpp-python): embeddings, reranking and generation for most GGUF architectures"
+    )
+    tasks: ClassVar[frozenset[str]] = frozenset({"embed", "rerank", "generate"})
     architectures: ClassVar[frozenset[str]] = LLAMA_CPP_ARCHITECTURES
     priority = 10
 
     def summary(self) -> str:
         shown = ", ".join(a for a in ("bert", "gemma3", "llama", "nomic-bert", "qwen2", "qwen3"))
-        return f"embed/rerank on {len(self.architectures)} llama.cpp architectures ({shown}, …)"
+        return f"embed/rerank on {len(self.architectures)} llama.cpp architectures ({shown}, …); generate"
 
     def available(self) -> bool:
         return importlib.util.find_spec("llama_cpp") is not None
@@ -50,3 +53,8 @@ class LlamaCppRuntime(Runtime):
         from hanzo_llamacpp.engine import LlamaReranker
 
         return LlamaReranker(path, **options)
+
+    def load_generator(self, path: Path, **options: Any) -> Generator:
+        from hanzo_llamacpp.generate import LlamaGenerator
+
+        return LlamaGenerator(path, **options)
