@@ -225,3 +225,43 @@ def test_the_node_serves_the_safetensors_model(node: str, tiny_qwen3_twin_gguf: 
     for vectors in ([row["embedding"] for row in openai.json()["data"]], ollama.json()["embeddings"]):
         cosines = (np.asarray(vectors) * reference).sum(axis=1)
         assert cosines.min() >= 0.999, cosines
+
+
+def test_hanzo_plugins_lists_the_runtime() -> None:
+    listed = {p["name"]: p for p in hanzo_json("plugins", "--json")}
+    assert listed["mistralrs"]["distribution"] == "hanzo-mistralrs"
+    assert listed["mistralrs"]["hooks"] == ["register_runtimes"]
+
+
+def test_runtime_files_of_transformers_repos() -> None:
+    from hanzo_huggingface.selection import runtime_files
+
+    sharded = {
+        "config.json": 1,
+        "model-00001-of-00002.safetensors": 1,
+        "model-00002-of-00002.safetensors": 1,
+        "model.safetensors.index.json": 1,
+        "pytorch_model.bin": 1,  # an older copy of the same weights
+        "tokenizer.json": 1,
+        "2_Dense/config.json": 1,
+        "2_Dense/model.safetensors": 1,
+        "onnx/model.onnx": 1,
+        "consolidated.safetensors": 1,  # Mistral's own layout, a duplicate of the shards
+        "runs/events.out": 1,
+    }
+    assert runtime_files(sharded) == (
+        "2_Dense/config.json",
+        "2_Dense/model.safetensors",
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "tokenizer.json",
+    )
+    # PyTorch weights only when there are no safetensors; a repo that is no model is pulled whole
+    assert runtime_files({"config.json": 1, "pytorch_model.bin": 1, "flax_model.msgpack": 1}) == (
+        "config.json",
+        "pytorch_model.bin",
+    )
+    assert runtime_files({"README.md": 1, "data.csv": 1}) == ()
+    assert runtime_files({"config.json": 1, "model.safetensors.index.json": 1}) == ()
