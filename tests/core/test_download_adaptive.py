@@ -36,8 +36,7 @@ def _fast_and_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def blob(root: Path, size: int) -> tuple[bytes, str]:
-    data = (hashlib.sha256(b"seed").digest() * (size // 32 + 1))[:size]
-    data = bytearray(data)
+    data = bytearray((hashlib.sha256(b"seed").digest() * (size // 32 + 1))[:size])
     for i in range(0, size, 4096):  # distinct pages, so misplaced ranges are caught
         data[i : i + 8] = i.to_bytes(8, "little")
     root.mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,10 @@ def register_providers(register: Callable[[Provider], None]) -> None:
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     from hanzo_cli.api import register_setting
-    from hanzo_ollama.commands import push_cmd
+    from hanzo_ollama.commands import mirror_cmd, push_cmd
 
     cli.add_command(push_cmd)
+    cli.add_command(mirror_cmd)
     register_setting(
         "registry.mirrors",
         "registry mirrors, tried before their upstream: upstream-host=mirror-url, comma-separated",

@@ -34,6 +34,7 @@ class PushResult:
     digest: str
     uploaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    mounted: list[str] = field(default_factory=list)  # linked from another repository there
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +43,7 @@ class PushResult:
             "digest": self.digest,
             "uploaded": self.uploaded,
             "skipped": self.skipped,
+            "mounted": self.mounted,
         }
 
 
@@ -93,12 +95,20 @@ def push_model(
     ref: str, dest: str, *, insecure: bool = False, provider: OllamaProvider | None = None
 ) -> PushResult:
     """Upload the model ``ref`` to ``dest`` (``[host/][namespace/]model[:tag]``)."""
+    return push_source(find_source(ref, provider or OllamaProvider()), dest, insecure=insecure)
+
+
+def push_source(
+    source: PushSource, dest: str, *, insecure: bool = False, mounts: dict[str, str] | None = None
+) -> PushResult:
+    """Upload ``source`` to ``dest``. ``mounts`` maps digests to repositories of the same registry
+    that hold them (from earlier pushes): those are mounted, not uploaded; it is updated."""
     import httpx
 
     from hanzo_cli.api import info, progress_bar
     from hanzo_ollama.registry import RegistryClient, RegistryName
 
-    source = find_source(ref, provider or OllamaProvider())
+    mounts = {} if mounts is None else mounts
     manifest = source.manifest
     for layer in manifest.blobs:
         blob = source.blobs.get(layer.digest)
@@ -118,6 +128,15 @@ def push_model(
                 info(f"{short}: already on {target.name.host}")
                 result.skipped.append(layer.digest)
                 continue
+            origin = mounts.get(layer.digest)
+            if (
+                origin is not None
+                and origin != target.repository
+                and registry.mount_blob(layer.digest, origin)
+            ):
+                info(f"{short}: mounted from {origin}")
+                result.mounted.append(layer.digest)
+                continue
             bar = progress_bar(f"pushing {short}", layer.size)
             try:
                 registry.upload_blob(source.blobs[layer.digest], layer, bar)
@@ -125,4 +144,6 @@ def push_model(
                 bar.close()
             result.uploaded.append(layer.digest)
         registry.put_manifest(manifest.raw)
+    for layer in manifest.blobs:
+        mounts.setdefault(layer.digest, target.repository)
     return result

@@ -162,6 +162,24 @@ class RegistryClient:
             return False
         raise self._error(response, f"blob {digest}")
 
+    def mount_blob(self, digest: str, from_repository: str) -> bool:
+        """Ask the registry to link a blob it holds in another repository into this one (a
+        cross-repository mount: nothing is uploaded). False when it does not do mounts."""
+        import httpx
+
+        url = httpx.URL(f"{self.target.base_url}/blobs/uploads/").copy_merge_params(
+            {"mount": digest, "from": from_repository}
+        )
+        response = self._send("POST", url)
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202 and "Location" in response.headers:
+            # It opened an upload instead: cancel it, the caller uploads the usual way.
+            location = httpx.URL(self.target.base_url).join(response.headers["Location"])
+            with contextlib.suppress(httpx.HTTPError):
+                self._send("DELETE", location)
+        return False
+
     def upload_blob(self, path: Path, layer: Layer, bar: ProgressBar) -> None:
         """Monolithic upload (POST, then PUT of the file as a stream) of one local blob."""
         import httpx
