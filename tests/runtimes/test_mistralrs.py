@@ -194,3 +194,15 @@ def test_errors_from_mistral_rs_itself_are_one_line(folder_copy: Path) -> None:
     with pytest.raises(HanzoError, match=r"^mistral\.rs cannot load") as err:
         _load(folder_copy)
     assert "\n" not in str(err.value)
+
+
+def test_without_the_plugin_a_safetensors_model_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hanzo_cli import plugins
+    from hanzo_cli.embedding import select_runtime
+
+    require("llama_cpp")
+    monkeypatch.setenv("HANZO_PLUGINS", "llamacpp")
+    plugins.reset_for_tests()
+    with pytest.raises(HanzoError, match=r"install it with: pip install 'hanzo-cli\[mistralrs\]'"):
+        select_runtime("qwen3", "embed", format="safetensors")
+    assert select_runtime("qwen3", "embed").name == "llamacpp"
