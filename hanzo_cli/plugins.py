@@ -42,6 +42,7 @@ BUILTIN_PLUGINS = (
     "hanzo_cli.commands.plugins",
     "hanzo_cli.commands.lifecycle",
     "hanzo_cli.builtin.node",
+    "hanzo_cli.builtin.run",
 )
 
 

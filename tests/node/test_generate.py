@@ -19,29 +19,12 @@ import ollama
 import pytest
 
 from hanzo_cli.builtin.node.state import free_port
-from tests.node.conftest import ServedNode, wait_healthy
+from tests.node.conftest import PROMPT, TOKENS, ServedNode, wait_healthy
 
-PROMPT = "The capital of France is"
-TOKENS = 24
 TEMPLATE = (
     "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
     "<start_of_turn>model\n"
 )
-
-
-@pytest.fixture(scope="module")
-def reference_text(gemma_gguf: Path) -> str:
-    """What llama-cpp-python's own create_completion gives (the node loads the same 4096-token context)."""
-    import llama_cpp
-
-    llm = llama_cpp.Llama(model_path=str(gemma_gguf), n_ctx=4096, verbose=False)
-    try:
-        result = llm.create_completion(PROMPT, max_tokens=TOKENS, temperature=0)
-        text: str = result["choices"][0]["text"]  # type: ignore[index]
-    finally:
-        llm.close()
-    assert text.strip()
-    return text
 
 
 @pytest.fixture(scope="module")
