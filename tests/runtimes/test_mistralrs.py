@@ -206,3 +206,24 @@ def test_without_the_plugin_a_safetensors_model_names_the_extra(monkeypatch: pyt
     with pytest.raises(HanzoError, match=r"install it with: pip install 'hanzo-cli\[mistralrs\]'"):
         select_runtime("qwen3", "embed", format="safetensors")
     assert select_runtime("qwen3", "embed").name == "llamacpp"
+
+
+def test_an_embeddinggemma_folder_runs_with_its_dense_modules(tmp_path: Path) -> None:
+    """Plumbing only (no second runtime to compare with here): the architecture maps, mean pooling
+    and both Dense modules run, and the vector size is the last Dense module's."""
+    from hanzo_mistralrs.engine import MistralRsEmbedder
+
+    from hanzo_cli.safetensors_info import read_safetensors_info
+    from tests.fixtures.safetensors_models import write_tiny_embeddinggemma_folder
+
+    folder = write_tiny_embeddinggemma_folder(tmp_path / "gemma")
+    facts = read_safetensors_info(folder)
+    assert (facts.architecture, facts.pooling, facts.normalize) == ("gemma3_text", "mean", True)
+    embedder = MistralRsEmbedder(folder)
+    try:
+        vectors = np.asarray(embedder.embed(TEXTS[:3]))
+    finally:
+        embedder.close()
+    assert embedder.dimensions == 24 and vectors.shape == (3, 24)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert (vectors[0] @ vectors[1]) < 0.999
