@@ -127,9 +127,9 @@ class Attempt:
         now = time.monotonic()
         best, best_eta = None, STEAL_AFTER
         for part, (since, done_then) in self.busy.items():
-            if part.end is None or part.remaining() < 2 * STEAL_MIN:
-                continue
-            rate = (part.done - done_then) / max(now - since, 1e-3)
+            if part.end is None or part.remaining() < 2 * STEAL_MIN or now - since < STEAL_AFTER:
+                continue  # (a part taken just now has no rate to judge by yet)
+            rate = (part.done - done_then) / (now - since)
             eta = part.remaining() / rate if rate > 0 else float("inf")
             if eta >= best_eta:
                 best, best_eta = part, eta

@@ -28,6 +28,7 @@ from hanzo_cli.download.policy import (
 )
 from hanzo_cli.download.policy import content_length as _content_length
 from hanzo_cli.download.policy import retry_reason as _retry_reason
+from hanzo_cli.download.receive import RECV_BLOCK, RawBody, raw_body
 from hanzo_cli.errors import DiskFullError, DownloadError
 from hanzo_cli.units import human_size
 
@@ -62,6 +63,7 @@ class Transfer:
         self.ctx = ctx
         self.job = ctx.job
         self.bar = bar
+        self._local = threading.local()
 
     def run(self, already: int, first_response: httpx.Response | None) -> None:
         ctx, job = self.ctx, self.job
@@ -274,26 +276,60 @@ class Transfer:
             ctx.active.add(response)
         try:
             self._check_response(part, response)
+            raw = raw_body(response)
+            if raw is not None:
+                self._stream_raw(fd, part, raw)
+                return
             pos = part.pos
             for chunk in response.iter_raw():
-                if ctx.cancel.is_set():
+                if ctx.cancel.is_set() or not self._put(fd, part, pos, memoryview(chunk)):
                     return
-                end = part.end  # read anew: another worker may have taken the part's second half
-                if end is not None and pos + len(chunk) > end:
-                    chunk = chunk[: max(0, end - pos)]  # never write past the part
-                if chunk:
-                    self._write(fd, chunk, pos)
-                    pos += len(chunk)
-                    ctx.claim(part, len(chunk))
-                if end is not None and pos >= end:
-                    return
+                pos += len(chunk)
         finally:
             with ctx.lock:
                 ctx.active.discard(response)
             response.close()
 
-    def _write(self, fd: int, data: bytes, pos: int) -> None:
-        view = memoryview(data)
+    def _stream_raw(self, fd: int, part: st.Part, raw: RawBody) -> None:
+        """The body from the socket, in RECV_BLOCK reads into this worker's buffer."""
+        pos = part.pos
+        if raw.buffered:
+            if not self._put(fd, part, pos, memoryview(raw.buffered)):
+                return
+            pos += len(raw.buffered)
+        view = self._buffer()
+        while not self.ctx.cancel.is_set():
+            try:
+                n = raw.recv_into(view)
+            except TimeoutError:
+                raise Retryable(f"no data for {self.job.stall_timeout:g} s") from None
+            except OSError as exc:
+                if self.ctx.cancel.is_set():
+                    return  # the socket was shut down to stop us
+                raise Retryable(f"{type(exc).__name__}: {exc}") from None
+            if n == 0 or not self._put(fd, part, pos, view[:n]):
+                return
+            pos += n
+
+    def _buffer(self) -> memoryview:
+        """This worker thread's receive buffer, allocated once."""
+        view: memoryview | None = getattr(self._local, "view", None)
+        if view is None:
+            view = self._local.view = memoryview(bytearray(RECV_BLOCK))
+        return view
+
+    def _put(self, fd: int, part: st.Part, pos: int, data: memoryview) -> bool:
+        """Write ``data`` (the body's bytes from ``pos``) and claim it; False once the part's end
+        is reached (read anew each time: another worker may have taken the part's second half)."""
+        end = part.end
+        if end is not None and pos + len(data) > end:
+            data = data[: max(0, end - pos)]  # never write past the part
+        if data:
+            self._write(fd, data, pos)
+            self.ctx.claim(part, len(data))
+        return end is None or pos + len(data) < end
+
+    def _write(self, fd: int, view: memoryview, pos: int) -> None:
         try:
             while view:
                 n = os.pwrite(fd, view, pos) if hasattr(os, "pwrite") else _seek_write(fd, view, pos)
