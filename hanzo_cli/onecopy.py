@@ -68,6 +68,26 @@ def verified_copies(sha256: str, size: int) -> list[Path]:
     return found
 
 
+def _recorded_sha256() -> dict[tuple[int, int, int, int], str]:
+    """(device, inode, size, mtime_ns) -> sha256 of every file a provider verified and recorded."""
+    known = {}
+    for data in _verified_records():
+        identity = data.get("identity") or {}
+        sha = next((d for d in data.get("digests") or () if isinstance(d, str) and len(d) == 64), None)
+        try:
+            key = (
+                int(identity["dev"]),
+                int(identity["ino"]),
+                int(identity["size"]),
+                int(identity["mtime_ns"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if sha is not None:
+            known[key] = sha
+    return known
+
+
 def _reflink(src: Path, dest: Path) -> None:
     import fcntl
 
@@ -150,6 +170,7 @@ class Linked:
 def dedup(*, dry_run: bool) -> list[Linked]:
     """Link every duplicate among the listed models' files (same sha256, verified) to one copy."""
     groups: dict[str, dict[tuple[int, int], Path]] = {}
+    recorded = _recorded_sha256()
     for provider in registry().providers.values():
         try:
             models = list(provider.list())
@@ -158,15 +179,19 @@ def dedup(*, dry_run: bool) -> list[Linked]:
             continue
         for model in models:
             for f in model.files:
-                digest = f.digest or ""
-                if not (digest.startswith("sha256:") and len(digest) == 71):
-                    continue
                 real = Path(f.path).resolve()  # the HF cache's snapshot links point at its blobs
                 try:
                     st = real.stat()
                 except OSError:
                     continue
-                groups.setdefault(digest[7:], {}).setdefault((st.st_dev, st.st_ino), real)
+                digest = f.digest or ""
+                if digest.startswith("sha256:") and len(digest) == 71:
+                    sha = digest[7:]
+                elif (known := recorded.get((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))) is not None:
+                    sha = known  # a provider that does not list digests (LM Studio) verified it
+                else:
+                    continue
+                groups.setdefault(sha, {}).setdefault((st.st_dev, st.st_ino), real)
     done: list[Linked] = []
     for sha, files in sorted(groups.items()):
         if len(files) < 2:

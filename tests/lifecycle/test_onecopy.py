@@ -161,3 +161,28 @@ def test_dedup_and_prune_in_other_processes_during_a_pull_lose_nothing(
             assert sha(Path(f["path"]).read_bytes()) == f["digest"].split(":")[1], model["name"]
     assert hanzo_json("model:du", "--json")["duplicate_bytes"] == 0
     assert list(scanned(tmp_path / "hf" / "hub").values()) == [len(data)]
+
+
+def test_lm_studio_shares_the_hub_copy_and_dedup_sees_its_files(
+    olah: Olah, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LM Studio pulls through the Hub's FileSource: a file already in the HF cache is linked; and
+    LM Studio's files (listed without digests) are still found by model:dedup through the records."""
+    monkeypatch.setenv("HANZO_PLUGINS", "ollama,huggingface,lmstudio")
+    monkeypatch.setenv("LMSTUDIO_MODELS_DIR", str(tmp_path / "lms-models"))
+    data, hf_ref, _ = both(olah, registry, tmp_path)
+    hf = hanzo_json("model:pull", hf_ref, "--json")
+    repo_id = hf_ref.split(":", 1)[1].rsplit(":", 1)[0]
+    lms = hanzo_json("model:pull", f"lmstudio:{repo_id}:Q8_0", "--json")
+    assert inode(lms["path"]) == inode(hf["path"])
+
+    # A second, separate copy in LM Studio's folder (as `lms get` would leave it) is linked by dedup.
+    assert run_hanzo("model:delete", "--yes", f"lmstudio:{repo_id}:Q8_0").returncode == 0
+    assert sha(Path(hf["path"]).read_bytes()) == sha(data)  # the Hub copy survived
+    shutil.rmtree(cache_dir() / "verified")
+    lms = hanzo_json("model:pull", f"lmstudio:{repo_id}:Q8_0", "--json")
+    assert inode(lms["path"]) != inode(hf["path"])
+    [done] = hanzo_json("model:dedup", "--json")
+    assert (done["how"], done["sha256"]) == ("hard link", sha(data))
+    assert inode(lms["path"]) == inode(hf["path"])
+    assert list(scanned(tmp_path / "hf" / "hub").values()) == [len(data)]
