@@ -6,6 +6,7 @@ random-weight model), never absolute speeds.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -102,7 +103,13 @@ def test_human_table_history_and_the_user_s_own_pairs(
         )
         + "\n"
     )
-    first = run_hanzo("model:bench", tiny, *FAST, "--eval", str(pairs))
+    png = tmp_path / "plot.png"
+    first = run_hanzo("model:bench", tiny, *FAST, "--eval", str(pairs), "--plot", str(png))
+    if importlib.util.find_spec("matplotlib") is None:  # the bench extra is not installed
+        assert_one_line_error(first, "needs matplotlib: pip install 'hanzo-cli[bench]'")
+        first = run_hanzo("model:bench", tiny, *FAST, "--eval", str(pairs))
+    else:
+        assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     assert lines[0].split()[:3] == ["MODEL", "RUNTIME", "QUANT"]
