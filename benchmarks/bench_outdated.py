@@ -1,6 +1,7 @@
 """``model:outdated`` on many models from one registry: requests per model, and wall time against
 the bound the issue sets (1.5 x one check's round trip x models / parallelism); then an update of
-models that did not change, counting the blob bytes the registry served (the goal: none).
+models that did not change, and a pull into another store of a model already verified in hanzo's,
+counting the blob bytes the registry served (the goal: none, twice).
 
     .venv/bin/python benchmarks/bench_outdated.py [--models 50] [--runs 3]
 
@@ -125,6 +126,14 @@ def main() -> None:
         results = update_models(check_all(pairs, options), options, dry_run=False)
         blob_bytes = sum(r.bytes for r in served(registry)[before:] if "/blobs/" in r.path)
         assert all(r.action == "skipped" for r in results)
+
+        # The same model into another store ($OLLAMA_MODELS): its blobs are verified in hanzo's
+        # store already, so they are linked, not downloaded.
+        os.environ["OLLAMA_MODELS"] = str(work / "ollama-models")
+        before = len(served(registry))
+        models.pull(f"ollama:{proxy.host}/bench/m0", options=options)
+        linked_bytes = sum(r.bytes for r in served(registry)[before:] if "/blobs/" in r.path)
+        del os.environ["OLLAMA_MODELS"]
     finally:
         proxy.server.shutdown()
         registry.stop()
@@ -139,6 +148,7 @@ def main() -> None:
     )
     print(f"wall / (1.5 x round trip x models / parallelism): {wall / bound:.2f} (goal <= 1.0)")
     print(f"model:update of unchanged models: {blob_bytes} blob bytes served (goal 0)")
+    print(f"pull of a model verified in another store: {linked_bytes} blob bytes served (goal 0)")
 
 
 if __name__ == "__main__":
