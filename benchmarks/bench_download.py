@@ -43,7 +43,9 @@ t0 = time.perf_counter()
 from pathlib import Path
 import hanzo_cli.download as dl
 import hanzo_cli.download.hashing as hashing
+import hanzo_cli.download.receive as receive
 url, dest, sha, conns, hash_off = sys.argv[1], sys.argv[2], sys.argv[3] or None, int(sys.argv[4]), sys.argv[5]
+receive.ENABLED = sys.argv[6] == "0"  # "1": bodies through httpx's iter_raw (the earlier path)
 if hash_off == "1":
     # Diagnostic only: the transport without the sha256 (this CPU may hash slower than loopback).
     class _NoHash:
@@ -120,6 +122,11 @@ def main() -> None:
         action="store_true",
         help="also time a diagnostic run with hashing patched out (the transport alone)",
     )
+    ap.add_argument(
+        "--httpx-body",
+        action="store_true",
+        help="also time the body read through httpx's iter_raw instead of the socket (the earlier path)",
+    )
     args = ap.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed for the comparison")
@@ -157,12 +164,17 @@ def main() -> None:
             expected = "" if args.no_verify else digest
             for conns in [int(c) for c in args.connections.split(",") if c.strip()]:
                 name = f"hanzo, {conns} conn" + ("" if args.no_verify else ", sha256 verified")
-                argv = [sys.executable, "-c", _CHILD, url, str(out), expected, str(conns), "0"]
+                argv = [sys.executable, "-c", _CHILD, url, str(out), expected, str(conns), "0", "0"]
                 variants.append(Variant(name, argv))
+            if args.httpx_body:
+                for conns in [int(c) for c in args.connections.split(",") if c.strip()]:
+                    name = f"(diagnostic) hanzo, {conns} conn, httpx iter_raw"
+                    argv = [sys.executable, "-c", _CHILD, url, str(out), expected, str(conns), "0", "1"]
+                    variants.append(Variant(name, argv))
             if args.hash_off:
                 for conns in [int(c) for c in args.connections.split(",") if c.strip()]:
                     name = f"(diagnostic) hanzo, {conns} conn, hash off"
-                    argv = [sys.executable, "-c", _CHILD, url, str(out), "", str(conns), "1"]
+                    argv = [sys.executable, "-c", _CHILD, url, str(out), "", str(conns), "1", "0"]
                     variants.append(Variant(name, argv))
             for run in range(args.runs):
                 for v in variants:
