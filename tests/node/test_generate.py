@@ -184,3 +184,47 @@ def test_bad_generation_requests(node: ServedNode) -> None:
     assert unknown.status_code == 404
     openai_bad = httpx.post(node.url + "/v1/completions", json={"model": "gemma", "prompt": 3})
     assert openai_bad.status_code == 400 and openai_bad.json()["error"]["param"] == "prompt"
+
+
+def worker_pids(node_pid: int, model: str) -> list[int]:
+    """The node's worker processes running ``model`` (found in /proc: children of the node)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if (
+            parent == node_pid
+            and b"hanzo_cli.builtin.node.worker" in command
+            and model.encode() in b" ".join(command)
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_that_dies_fails_only_its_requests(node: ServedNode) -> None:
+    """SIGKILL the LLM's worker mid-request: that request gets a 500 saying so, the embedder (another
+    worker) keeps serving, the next generation starts a new worker, and the log says what happened."""
+    options = {"temperature": 0, "num_predict": 2}
+    assert generate(node.url, prompt=PROMPT, stream=False, options=options).status_code == 200
+    (pid,) = worker_pids(node.process.pid, "gemma")
+    with ThreadPoolExecutor(1) as pool:
+        long = pool.submit(
+            generate, node.url, prompt="Once upon a time", stream=False, options={"num_predict": 3000}
+        )
+        time.sleep(2)  # let the worker start generating
+        os.kill(pid, 9)
+        answer = long.result(timeout=300)
+    assert answer.status_code == 500
+    assert "died" in answer.json()["error"] and "SIGKILL" in answer.json()["error"]
+    embedded = httpx.post(node.url + "/api/embed", json={"model": "minilm", "input": "x"}, timeout=300)
+    assert embedded.status_code == 200
+    again = generate(node.url, prompt=PROMPT, stream=False, options=options)
+    assert again.status_code == 200 and again.json()["eval_count"] == 2
+    (new_pid,) = worker_pids(node.process.pid, "gemma")
+    assert new_pid != pid
+    assert f"(pid {pid}) died: killed by SIGKILL" in node.log.read_text()

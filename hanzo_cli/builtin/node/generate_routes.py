@@ -248,8 +248,8 @@ async def ollama_generate(request: Request) -> Response:
     async def prompt_of(host: ModelHost) -> str | None:
         if not prompt:
             return None
-        model = await host.generation_model()
-        if raw or not (template or getattr(model.generator, "chat_template", None)):
+        facts = await host.generation_model()
+        if raw or not (template or facts.chat_template):
             return prompt  # a base model (no template) completes the prompt as it is
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}

@@ -1,37 +1,35 @@
-"""One model the built-in node serves: loaded in its own worker thread, which then runs every inference
-of that model (model contexts are not thread-safe; different models run side by side). Embedding
-requests that arrive together are merged into one model call.
+"""One model the built-in node serves, run by a worker process of its own (:mod:`~.worker`).
 
-Requests that come while the model loads wait for it (as Ollama's do), instead of failing.
+A worker that dies (a native abort, an out-of-memory kill) fails only the requests it held, with a
+500 that says how it died; the node logs it (``hanzo node:logs``) and the pool starts a new worker on
+the next request. Requests for different models run in different processes, side by side; a
+worker takes its requests one at a time, and embedding requests that arrive together are merged
+into one call. Requests that come while the model loads wait for it (as Ollama's do).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
+import pickle
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hanzo_cli.api import (
-    GenerationChunk,
-    HanzoError,
-    ModelInfo,
-    SamplingOptions,
-    has_gguf_magic,
-    read_gguf_info,
-)
-from hanzo_cli.builtin.generation import GenerationModel, load_generation_model
+from hanzo_cli.api import GenerationChunk, GGUFInfo, ModelInfo, SamplingOptions
 from hanzo_cli.builtin.node.bodies import APIError
-from hanzo_cli.builtin.node.constants import BATCH_WINDOW, MAX_BATCH_TEXTS
-from hanzo_cli.embedding import EmbeddingModel, RerankModel, load_embedding_model, load_reranker
+from hanzo_cli.builtin.node.constants import BATCH_WINDOW, MAX_BATCH_TEXTS, STOP_TIMEOUT
+from hanzo_cli.builtin.node.describe import gguf_of
+from hanzo_cli.builtin.node.worker import HEADER
 
 log = logging.getLogger("hanzo.node")
 
 Vectors = list[list[float]]
+WORKER_MODULE = "hanzo_cli.builtin.node.worker"
 
 
 @dataclass(frozen=True)
@@ -42,6 +40,16 @@ class EmbedRequest:
     dimensions: int | None = None  # None or >= the native size: the whole vector (as Ollama)
     normalize: bool = True  # False: the runtime's pooled vector as it is (Ollama's legacy route)
     truncate: bool = True  # False: an input longer than the model's context is a 400
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the worker says it loaded."""
+
+    kind: str  # embedding, reranker or generator
+    runtime: str
+    dimensions: int | None = None
+    chat_template: bool = False
 
 
 @dataclass
@@ -66,8 +74,11 @@ class ModelHost:
     role: str = "embed"
     #: Seconds to stay loaded after the last request: None forever, 0 unload at once.
     keep_alive: float | None = None
-    model: EmbeddingModel | RerankModel | GenerationModel | None = None
-    error: str | None = None
+    facts: ModelFacts | None = None
+    gguf: GGUFInfo | None = None
+    error: str | None = None  # why the load failed
+    dead: str | None = None  # how the worker died
+    pid: int | None = None
     loaded_at: float = 0.0  # time.time()
     last_used: float = field(default_factory=time.monotonic)
     #: When an idle model unloads (time.monotonic()), None for never.
@@ -75,11 +86,13 @@ class ModelHost:
     active: int = 0  # requests in progress
     #: Set once the load has ended, loaded or failed.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
-    _executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="hanzo-model")
-    )
+    _process: asyncio.subprocess.Process | None = None
+    _pending: dict[int, asyncio.Queue[dict[str, Any]]] = field(default_factory=dict)
+    _next_id: int = 1
+    _closing: bool = False
     _queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
-    _batcher: asyncio.Task[None] | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)  # the reader, the batcher
+    _loader: asyncio.Task[None] | None = None
 
     @property
     def ref(self) -> str:
@@ -90,77 +103,157 @@ class ModelHost:
         """The pool's key: one model may be loaded once to embed and once to generate."""
         return self.ref if self.role == "embed" else f"{self.ref}#{self.role}"
 
-    # -- loading -------------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.facts is not None and self.dead is None and not self._closing
+
+    # -- the worker ----------------------------------------------------------------------------------
+
+    def start_loading(self) -> None:
+        """Load in the background (the host keeps the task: a task nobody holds may be collected)."""
+        self._loader = asyncio.create_task(self.load())
 
     async def load(self) -> None:
-        """Load the model (once); afterwards :attr:`model` or :attr:`error` is set."""
-        loop = asyncio.get_running_loop()
+        """Start the worker and wait for its model; afterwards :attr:`facts` or :attr:`error` is set."""
         started = time.monotonic()
         log.info("loading %s", self.ref)
         try:
-            self.model = await loop.run_in_executor(self._executor, self._load)
-        except Exception as exc:  # noqa: BLE001 - reported to the requests (and the log)
-            self.error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            self.gguf = await asyncio.to_thread(gguf_of, self.info)
+            hello: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            self._pending[0] = hello
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                WORKER_MODULE,
+                self.ref,
+                self.role,
+                self.runtime or "",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                # stderr: inherited, the node's log
+            )
+            self.pid = self._process.pid
+            self._tasks.append(asyncio.create_task(self._read()))
+            first = await hello.get()
+            self._pending.pop(0, None)
+            if "ready" not in first:
+                raise APIError(500, first.get("error") or first.get("died") or "the worker failed")
+            self.facts = ModelFacts(**first["ready"])
+        except (APIError, OSError) as exc:
+            self.error = exc.message if isinstance(exc, APIError) else str(exc)
             log.error("cannot load %s: %s", self.ref, self.error)
         else:
             self.loaded_at = time.time()
-            self._batcher = asyncio.create_task(self._run_batches())
-            model = self.model
-            kind = (
-                f"{model.dimensions}-dimension embedding model"
-                if isinstance(model, EmbeddingModel)
-                else "reranker"
-                if isinstance(model, RerankModel)
-                else "generator"
-            )
+            self._tasks.append(asyncio.create_task(self._run_batches()))
             elapsed = time.monotonic() - started
-            log.info("loaded %s (%s, runtime %s) in %.1f s", self.ref, kind, model.runtime.name, elapsed)
+            log.info(
+                "loaded %s (%s, runtime %s, worker pid %s) in %.1f s",
+                self.ref,
+                self.facts.kind,
+                self.facts.runtime,
+                self.pid,
+                elapsed,
+            )
         finally:
             self.settled.set()
 
-    def _load(self) -> EmbeddingModel | RerankModel | GenerationModel:
-        if self.role == "generate":
-            return load_generation_model(self.ref, runtime=self.runtime, pull=False)
-        path = self.info.path
-        if path is not None and has_gguf_magic(path) and read_gguf_info(path).pooling_type == "rank":
-            return load_reranker(self.ref, runtime=self.runtime, pull=False)
-        return load_embedding_model(self.ref, runtime=self.runtime, pull=False)
+    async def _read(self) -> None:
+        """Hand each frame from the worker to the request it answers; when the worker ends, fail
+        every request still waiting with how it died."""
+        assert self._process is not None and self._process.stdout is not None
+        stdout = self._process.stdout
+        while True:
+            try:
+                (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
+                frame = pickle.loads(await stdout.readexactly(size))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            waiting = self._pending.get(frame["id"])
+            if waiting is not None:
+                waiting.put_nowait(frame)
+        code = await self._process.wait()
+        if not self._closing:
+            self.dead = _death(code)
+            log.error("the worker for %s (pid %s) died: %s", self.ref, self.pid, self.dead)
+        for waiting in self._pending.values():
+            waiting.put_nowait({"died": self.dead or "it was stopped"})
 
-    @property
-    def ready(self) -> bool:
-        return self.model is not None
+    def _open(self) -> tuple[int, asyncio.Queue[dict[str, Any]]]:
+        if not self.ready:
+            raise APIError(500, self._gone())
+        ident, self._next_id = self._next_id, self._next_id + 1
+        waiting: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._pending[ident] = waiting
+        return ident, waiting
 
-    async def loaded(self) -> EmbeddingModel | RerankModel | GenerationModel:
-        """The model once it has loaded (waiting for the load), or the load's error as a 500."""
-        await self.settled.wait()
-        if self.model is None:
-            raise APIError(500, f"cannot load {self.name}: {self.error}")
-        return self.model
+    async def _send(self, frame: dict[str, Any]) -> None:
+        process = self._process
+        if process is None or process.stdin is None or process.stdin.is_closing():
+            raise APIError(500, self._gone())
+        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            process.stdin.write(HEADER.pack(len(data)) + data)
+            await process.stdin.drain()
+        except (ConnectionError, RuntimeError):
+            raise APIError(500, self._gone()) from None
+
+    def _answer(self, frame: dict[str, Any]) -> Any:
+        if "ok" in frame:
+            return frame["ok"]
+        if "died" in frame:
+            raise APIError(500, self._gone())
+        raise APIError(int(frame.get("status") or 500), str(frame.get("error")))
+
+    def _gone(self) -> str:
+        if self.dead:
+            return f"the worker running {self.name} died ({self.dead}); the next request starts a new one"
+        return f"{self.name} was unloaded"
+
+    async def _call(self, op: str, **args: Any) -> Any:
+        ident, waiting = self._open()
+        try:
+            await self._send({"id": ident, "op": op, "args": args})
+            return self._answer(await waiting.get())
+        finally:
+            self._pending.pop(ident, None)
 
     async def unload(self) -> None:
-        """Fail what still waits, free the model in its own thread, then stop the thread."""
-        if self._batcher is not None:
-            self._batcher.cancel()
+        """Fail what still waits and stop the worker (closing its stdin ends it; then signals)."""
+        self._closing = True
+        for task in self._tasks[1:]:  # the reader ends with the worker
+            task.cancel()
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if not job.future.done():
                 job.future.set_exception(APIError(503, f"{self.name} was unloaded"))
-        model, self.model = self.model, None
-        if model is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, model.close)
-        self._executor.shutdown(wait=False)
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
 
     # -- requests ------------------------------------------------------------------------------------
 
-    async def embedding_model(self) -> EmbeddingModel:
-        model = await self.loaded()
-        if not isinstance(model, EmbeddingModel):
-            raise APIError(400, f"{self.name} is a reranker: use POST /v1/rerank")
-        return model
+    async def loaded(self) -> ModelFacts:
+        """The model's facts once it has loaded (waiting for the load), or a 500 saying why not."""
+        await self.settled.wait()
+        if self.facts is None:
+            raise APIError(500, f"cannot load {self.name}: {self.error}")
+        if not self.ready:
+            raise APIError(500, self._gone())
+        return self.facts
 
     async def embed(self, request: EmbedRequest) -> tuple[Vectors, int | None]:
         """Vectors for the texts and their token count (None when the runtime cannot count)."""
-        await self.embedding_model()
+        facts = await self.loaded()
+        if facts.kind != "embedding":
+            raise APIError(400, f"{self.name} is a reranker: use POST /v1/rerank")
         if not request.texts:
             return [], 0
         future: asyncio.Future[tuple[Vectors, int | None]] = asyncio.get_running_loop().create_future()
@@ -168,59 +261,47 @@ class ModelHost:
         return await future
 
     async def rerank(self, query: str, documents: list[str]) -> list[float]:
-        model = await self.loaded()
-        if not isinstance(model, RerankModel):
+        facts = await self.loaded()
+        if facts.kind != "reranker":
             raise APIError(400, f"{self.name} is an embedding model; /v1/rerank needs a reranker")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, model.rerank, query, documents)
+        scores: list[float] = await self._call("rerank", query=query, documents=documents)
+        return scores
 
-    async def generation_model(self) -> GenerationModel:
-        model = await self.loaded()
-        if not isinstance(model, GenerationModel):
+    async def generation_model(self) -> ModelFacts:
+        facts = await self.loaded()
+        if facts.kind != "generator":
             raise APIError(400, f"{self.name} does not generate text")
-        return model
-
-    async def generate(self, prompt: str, options: SamplingOptions) -> AsyncIterator[GenerationChunk]:
-        """Generate in the model's thread, yielding chunks as they come. Leaving the iteration early
-        (a client that disconnects) stops the generation at its next token."""
-        model = await self.generation_model()
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
-        stop = threading.Event()
-
-        def work() -> None:
-            try:
-                for chunk in model.generator.generate(prompt, options):
-                    loop.call_soon_threadsafe(chunks.put_nowait, chunk)
-                    if stop.is_set():
-                        break
-            except BaseException as exc:  # noqa: BLE001 - handed to the request
-                loop.call_soon_threadsafe(chunks.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(chunks.put_nowait, None)
-
-        running = loop.run_in_executor(self._executor, work)
-        finished = False
-        try:
-            while (item := await chunks.get()) is not None:
-                if isinstance(item, HanzoError):
-                    raise APIError(400, item.message)
-                if isinstance(item, BaseException):
-                    raise item
-                finished = item.finish_reason is not None
-                yield item
-        finally:
-            stop.set()
-            running.cancel()  # not started yet (another request holds the thread): never starts
-            if not finished:
-                log.info("stopped generating with %s: the request ended (client gone)", self.ref)
+        return facts
 
     async def chat_prompt(self, messages: list[dict[str, str]], template: str | None) -> str:
-        model = await self.generation_model()
+        await self.generation_model()
+        prompt: str = await self._call("chat_prompt", messages=messages, template=template)
+        return prompt
+
+    async def generate(self, prompt: str, options: SamplingOptions) -> AsyncIterator[GenerationChunk]:
+        """The generated chunks as the worker sends them. Leaving the iteration early (a client that
+        disconnects) tells the worker to stop at its next token."""
+        await self.generation_model()
+        ident, waiting = self._open()
+        finished = False
         try:
-            return model.generator.chat_prompt(messages, template)
-        except HanzoError as exc:
-            raise APIError(400, exc.message) from None
+            await self._send({"id": ident, "op": "generate", "prompt": prompt, "options": options})
+            while True:
+                frame = await waiting.get()
+                if "chunk" not in frame:
+                    self._answer(frame)
+                    return
+                chunk: GenerationChunk = frame["chunk"]
+                finished = chunk.finish_reason is not None
+                yield chunk
+                if finished:
+                    return
+        finally:
+            self._pending.pop(ident, None)
+            if not finished and self.ready:
+                log.info("stopped generating with %s: the request ended (client gone)", self.ref)
+                with contextlib.suppress(APIError):
+                    await self._send({"op": "cancel", "target": ident})
 
     # -- batching ------------------------------------------------------------------------------------
 
@@ -242,20 +323,24 @@ class ModelHost:
                 await self._run(group)
 
     async def _run(self, jobs: list[_Job]) -> None:
-        loop = asyncio.get_running_loop()
         first = jobs[0].request
         texts = [text for job in jobs for text in job.request.texts]
         try:
-            vectors, counts = await loop.run_in_executor(
-                self._executor, self._embed, texts, first.dimensions, first.normalize, first.truncate
+            vectors, counts = await self._call(
+                "embed",
+                texts=texts,
+                dimensions=first.dimensions,
+                normalize=first.normalize,
+                truncate=first.truncate,
             )
         except Exception as exc:  # noqa: BLE001 - handed to the request(s) that caused it
-            if len(jobs) > 1:  # one bad request must not fail the others batched with it
+            if len(jobs) > 1 and not self.dead:  # one bad request must not fail the others batched with it
                 for job in jobs:
                     await self._run([job])
                 return
-            if not jobs[0].future.done():
-                jobs[0].future.set_exception(exc)
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
             return
         start = 0
         for job in jobs:
@@ -265,40 +350,14 @@ class ModelHost:
                 job.future.set_result((vectors[start:end], tokens))
             start = end
 
-    def _embed(
-        self, texts: list[str], dimensions: int | None, normalize: bool, truncate: bool
-    ) -> tuple[Vectors, list[int] | None]:
-        """In the model's thread: the vectors and each text's token count."""
-        model = self.model
-        if not isinstance(model, EmbeddingModel):
-            raise APIError(503, f"{self.name} was unloaded")
-        prepared = [model.prepare(text) for text in texts]
-        embedder: Any = model.embedder
-        if not truncate:
-            _check_lengths(embedder, prepared)
-        if normalize:
-            size = dimensions if dimensions is not None and dimensions < model.dimensions else None
-            vectors = model.embed(texts, dimensions=size)
-        else:
-            vectors = [list(v) for v in embedder.embed(prepared)]
-        # Token counts for the APIs' usage fields, where the runtime exposes its tokenizer.
-        tokenize = getattr(embedder, "tokenize", None)
-        counts = [len(tokenize(text)) for text in prepared] if callable(tokenize) else None
-        return vectors, counts
 
-
-def _check_lengths(embedder: Any, texts: list[str]) -> None:
-    """400 when a text is longer than the model takes (runtimes that can tell: ``count_tokens`` and
-    ``max_tokens``); otherwise the runtime truncates, as with ``truncate: true``."""
-    count = getattr(embedder, "count_tokens", None)
-    limit = getattr(embedder, "max_tokens", None)
-    if not callable(count) or not isinstance(limit, int):
-        return
-    for index, text in enumerate(texts):
-        tokens = count(text)
-        if tokens > limit:
-            raise APIError(
-                400,
-                f"input {index} is {tokens} tokens, more than the model's context of {limit} tokens "
-                "(send truncate: true to cut it)",
-            )
+def _death(code: int) -> str:
+    """How a worker ended, for the 500 and the log."""
+    if code < 0:
+        name = signal.Signals(-code).name
+        if name == "SIGKILL":
+            return "killed by SIGKILL: out of memory, or killed by hand"
+        if name == "SIGABRT":
+            return "aborted by a native error in the runtime; hanzo node:logs shows it"
+        return f"killed by {name}"
+    return f"exited with code {code}"

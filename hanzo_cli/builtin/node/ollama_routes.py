@@ -98,11 +98,10 @@ async def ps(request: Request) -> Response:
     for host in list(pool_of(request).hosts.values()):
         if not host.ready:
             continue
-        gguf = host.model.gguf if host.model is not None else None
         expires_in = None if host.expires is None else host.expires - now
         if host.active:  # busy: it expires keep_alive after the request ends
             expires_in = None if host.keep_alive is None else host.keep_alive
-        entries.append(describe.ps_entry(host.name, host.info, gguf, expires_in))
+        entries.append(describe.ps_entry(host.name, host.info, host.gguf, expires_in))
     return JSONResponse({"models": entries})
 
 

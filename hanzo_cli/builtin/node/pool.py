@@ -8,7 +8,8 @@
   a request's own ``keep_alive`` wins, ``0`` unloads after the request, a negative one keeps it).
 - With ``--max-loaded N``, loading one more model first unloads the least recently used idle one;
   when none is idle, the load waits until one is.
-- Each model has its own worker thread, so requests for different models run side by side.
+- Each model runs in its own worker process (:mod:`~.host`), so requests for different models run side by
+  side and a model that crashes its runtime takes down only its worker.
 """
 
 from __future__ import annotations
@@ -139,22 +140,25 @@ class ModelPool:
     async def _host(self, info: ModelInfo, keep_alive: float | None, role: str = "embed") -> ModelHost:
         key = f"{info.provider}:{info.name}" + ("" if role == "embed" else f"#{role}")
         host = self.hosts.get(key)
-        if host is not None:
+        if host is not None and host.dead is None:
             return host
         async with self._create:
             host = self.hosts.get(key)
+            if host is not None and host.dead is not None:  # its worker died: start a new one
+                await self.unload(host)
+                host = None
             if host is None:
                 await self._make_room()
                 host = ModelHost(info, self.display_name(info), self.settings.runtime, role, keep_alive)
                 self.hosts[key] = host
-                asyncio.create_task(host.load())  # noqa: RUF006 - the host keeps its own state
+                host.start_loading()
             return host
 
     async def _make_room(self) -> None:
         """Unload least recently used idle models until one more fits under ``max_loaded``."""
         limit = self.settings.max_loaded
         while limit and len(self.hosts) >= limit:
-            idle = [h for h in self.hosts.values() if h.active == 0 and h.settled.is_set()]
+            idle = [h for h in self.hosts.values() if (h.active == 0 and h.settled.is_set()) or h.dead]
             if not idle:
                 await asyncio.sleep(0.05)  # every model is busy: wait for one to finish
                 continue
@@ -199,7 +203,8 @@ class ModelPool:
             await asyncio.sleep(REAP_INTERVAL)
             now = time.monotonic()
             for host in list(self.hosts.values()):
-                if host.active == 0 and host.expires is not None and now >= host.expires and host.ready:
+                expired = host.expires is not None and now >= host.expires
+                if host.active == 0 and ((expired and host.ready) or host.dead):
                     await self.unload(host)
 
     async def close(self) -> None:
