@@ -150,3 +150,45 @@ def test_hf_cache_orphans_and_partials(olah: Olah, tmp_path: Path, monkeypatch: 
     view = scanned(tmp_path / "hf" / "hub")  # scan_cache_dir: no warnings, the model intact
     assert list(view.values()) == [model["size"]]
     verify(hanzo_json("model:list", "--json")[0])
+
+
+def test_superseded_hf_revisions_are_reclaimable_and_pins_are_not(
+    olah: Olah, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", olah.endpoint)
+    from tests.fixtures.models import fake_gguf_with_file_type
+
+    def age(snapshot: Path) -> None:
+        for p in [snapshot, *snapshot.rglob("*")]:
+            os.utime(p, (LONG_AGO, LONG_AGO), follow_symlinks=False)
+
+    repo_id = unique_repo_id("hanzo-superseded")
+    v1_gguf = fake_gguf_with_file_type(tmp_path / "v1.gguf", file_type="Q8_0", n_embd=32)
+    v1 = commit(olah, repo_id, v1_gguf, "# r\n")
+    hanzo_json("model:pull", f"hf:{repo_id}:Q8_0", "--json")
+    v2 = commit(
+        olah, repo_id, fake_gguf_with_file_type(tmp_path / "v2.gguf", file_type="Q8_0", n_embd=64), "# r\n"
+    )
+    current = hanzo_json("model:pull", f"hf:{repo_id}:Q8_0", "--json")  # a pull, not an update: v1 stays
+    cache = tmp_path / "hf" / "hub"
+    assert {c for _, c, _ in scanned(cache)} == {v1, v2}
+    snapshot = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / v1
+    assert hanzo_json("model:du", "--json")["reclaimable"] == []  # just written: within the grace period
+    age(snapshot)
+
+    [item] = hanzo_json("model:du", "--json")["reclaimable"]
+    assert (item["path"], item["reason"], item["size"]) == (
+        str(snapshot),
+        "superseded revision",
+        v1_gguf.stat().st_size,
+    )
+    assert hanzo_json("model:prune", "--dry-run", "--json") == [item]
+    assert hanzo_json("model:prune", "--json") == [item]
+    assert scanned(cache) == {(repo_id, v2, "Tiny-Q8_0.gguf"): current["size"]}
+    verify(hanzo_json("model:list", "--json")[0])
+
+    # Pulled by its commit, the same revision is a pin: never superseded, however old.
+    hanzo_json("model:pull", f"hf:{repo_id}@{v1}:Q8_0", "--json")
+    age(snapshot)
+    assert hanzo_json("model:du", "--json")["reclaimable"] == []
+    assert {c for _, c, _ in scanned(cache)} == {v1, v2}

@@ -77,6 +77,8 @@ def test_a_new_commit_is_outdated_and_update_moves_main(olah: Olah, tmp_path: Pa
     assert Path(listed["path"]).read_bytes() == v3_gguf.read_bytes()
     [row] = hanzo_json("model:outdated", "--json")
     assert row["status"] == "up-to-date"
+    pins = cache(tmp_path) / ".locks" / "hanzo-pins.json"  # the update's pull by commit is no user pin
+    assert not pins.exists() or v3 not in pins.read_text()
 
 
 def test_a_commit_pin_never_moves(olah: Olah, tmp_path: Path) -> None:

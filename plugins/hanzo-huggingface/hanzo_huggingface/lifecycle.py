@@ -111,6 +111,7 @@ def _held(lock_path: Path) -> bool:
 def _scan(cache_dir: Path, provider: str, partials_older_than: float) -> list[Reclaimable]:
     items: list[Reclaimable] = []
     now = time.time()
+    pins = read_pins(cache_dir)
     for repo in sorted(cache_dir.glob("models--*")):
         blobs = repo / "blobs"
         if not blobs.is_dir():
@@ -142,7 +143,87 @@ def _scan(cache_dir: Path, provider: str, partials_older_than: float) -> list[Re
             st = blob.stat()
             if now - st.st_mtime >= ORPHAN_GRACE_SECONDS:
                 items.append(Reclaimable(provider, blob, st.st_size, "orphan blob"))
+        items.extend(_superseded(repo, provider, pins, now))
     return items
+
+
+def _links(snapshot: Path) -> dict[str, Path]:
+    """Blob name -> one link to it, of every file of a snapshot."""
+    return {Path(os.readlink(p)).name: p for p in snapshot.rglob("*") if p.is_symlink()}
+
+
+def _superseded(repo: Path, provider: str, pins: set[tuple[str, str]], now: float) -> list[Reclaimable]:
+    """Revisions no branch or tag names any more while another one is named (a pull of the branch
+    moved on), not pinned (pulled by commit), and untouched for the grace period. Their size is
+    what deleting them frees: blobs no other revision links."""
+    named = set()
+    refs = repo / "refs"
+    for ref in refs.rglob("*") if refs.is_dir() else ():
+        if ref.is_file():
+            named.add(ref.read_text().strip())
+    snapshots = {p.name: p for p in (repo / "snapshots").iterdir()} if (repo / "snapshots").is_dir() else {}
+    if not named & set(snapshots):
+        return []  # nothing newer is named: a lone detached revision is kept
+    links = {commit: _links(path) for commit, path in snapshots.items()}
+    found = []
+    for commit, path in sorted(snapshots.items()):
+        if commit in named or (repo.name, commit) in pins:
+            continue
+        touched = max([path.lstat().st_mtime, *(p.lstat().st_mtime for p in links[commit].values())])
+        if now - touched < ORPHAN_GRACE_SECONDS:
+            continue  # a pull by commit may be linking it right now
+        others = set().union(*(v for c, v in links.items() if c != commit))
+        freed = sum((repo / "blobs" / b).stat().st_size for b in links[commit] if b not in others)
+        found.append(Reclaimable(provider, path, freed, "superseded revision"))
+    return found
+
+
+PINS_FILE = "hanzo-pins.json"
+
+
+def _pins_path(cache_dir: Path) -> Path:
+    return cache_dir / ".locks" / PINS_FILE
+
+
+def read_pins(cache_dir: Path) -> set[tuple[str, str]]:
+    """(repo folder, commit) of every revision pulled by its commit: never "superseded"."""
+    import json
+
+    try:
+        data = json.loads(_pins_path(cache_dir).read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(data, dict):
+        return set()
+    return {(k, c) for k, v in data.items() if isinstance(v, list) for c in v if isinstance(c, str)}
+
+
+def record_pin(cache_dir: Path, repo_id: str, commit: str, *, pinned: bool = True) -> bool:
+    """Remember (or with ``pinned=False`` forget) that ``repo_id`` was pulled at ``commit`` by its
+    id, before its files are linked; return whether it was pinned before."""
+    import json
+
+    from filelock import FileLock
+
+    from hanzo_cli.api import atomic_write
+    from hanzo_huggingface.cache import repo_folder
+
+    path = _pins_path(cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        pins: dict[str, list[str]] = {}
+        for folder, known in sorted(read_pins(cache_dir)):
+            pins.setdefault(folder, []).append(known)
+        folder = repo_folder(cache_dir, repo_id).name
+        was = commit in pins.get(folder, [])
+        if was == pinned:
+            return was
+        if pinned:
+            pins.setdefault(folder, []).append(commit)
+        else:
+            pins[folder].remove(commit)
+        atomic_write(path, (json.dumps(pins, indent=2, sort_keys=True) + "\n").encode())
+        return was
 
 
 def reclaimable(provider: str, partials_older_than: float) -> list[Reclaimable]:
@@ -164,7 +245,13 @@ def reclaim(provider: str, items: Sequence[Reclaimable], partials_older_than: fl
     for item in reclaimable(provider, partials_older_than):
         if item.path not in wanted:
             continue
-        if item.reason == "stale partial":
+        if item.reason == "superseded revision":
+            from hanzo_huggingface.cache import CacheScan
+
+            scan = CacheScan(cache_dir)
+            if scan.info is not None:  # huggingface_hub's own delete: blobs other revisions use stay
+                scan.info.delete_revisions(item.path.name).execute()
+        elif item.reason == "stale partial":
             etag = item.path.name.partition(".")[0]
             in_blobs = item.path.parent.name == "blobs"
             repo_name = item.path.parent.parent.name if in_blobs else item.path.parent.name

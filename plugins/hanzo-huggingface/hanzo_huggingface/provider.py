@@ -35,7 +35,7 @@ from hanzo_cli.api import (
 )
 from hanzo_huggingface.cache import CacheScan, RepoCache, Snapshot
 from hanzo_huggingface.hub import HubFile, HubSettings, Resolution, fetch_file, resolve, where
-from hanzo_huggingface.refs import HubRef, check_revision, model_name, parse
+from hanzo_huggingface.refs import HubRef, check_revision, is_commit, model_name, parse
 from hanzo_huggingface.selection import Choice, choose
 
 _WEIGHTS = (".gguf", ".safetensors", ".bin", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt")
@@ -79,6 +79,10 @@ class HuggingFaceProvider(Provider, FileSource):
             exclude=wanted.exclude,
             settings=settings,
         )
+        if is_commit(res.revision):  # a pin: model:prune never takes its revision for superseded
+            from hanzo_huggingface.lifecycle import record_pin
+
+            record_pin(settings.cache_dir, res.repo_id, res.commit)
         if res.choice.model and res.choice.default_among:
             info(
                 f"{res.repo_id}: using {res.choice.model.label()} by default "
@@ -215,6 +219,7 @@ class HuggingFaceProvider(Provider, FileSource):
         from hanzo_huggingface.lifecycle import (
             exact_name,
             installed_version,
+            record_pin,
             remote_version,
             superseded_name,
         )
@@ -223,13 +228,16 @@ class HuggingFaceProvider(Provider, FileSource):
         latest = remote_version(model).version
         if latest == old:
             return model
+        ref = parse(model.name)
+        settings = HubSettings.from_env()
+        was_pinned = record_pin(settings.cache_dir, ref.repo_id, latest)  # as the pull by commit will
         pulled = self.pull(
             exact_name(model.name, latest), PullOptions(insecure=options.insecure, quiet=options.quiet)
         )
-        ref = parse(model.name)
-        settings = HubSettings.from_env()
         repo_id = str(pulled.details.get("repo_id") or ref.repo_id)
         RepoCache(settings.cache_dir, repo_id).write_ref(ref.revision or "main", latest)
+        if not was_pinned:  # pulled by commit to switch atomically, not pinned by the user
+            record_pin(settings.cache_dir, repo_id, latest, pinned=False)
         if old:
             snapshot = CacheScan(settings.cache_dir).find(repo_id, old)
             if snapshot is not None and not snapshot.refs:
