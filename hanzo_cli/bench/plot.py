@@ -35,7 +35,7 @@ def points(rows: list[dict[str, Any]]) -> list[tuple[str, float, float]]:
     return [
         (f"{r['model']} ({r['runtime']})", best_rate(r), r["quality"]["recall_at_1"])
         for r in rows
-        if r.get("status") == "ok"
+        if r.get("status") == "ok" and r.get("quality")
     ]
 
 

@@ -61,7 +61,12 @@ def plan(refs: Sequence[str], runtimes: Sequence[str]) -> list[Target]:
         task = "embed"
         if has_gguf_magic(info.path):
             gguf = read_gguf_info(info.path)
-            task = "rerank" if gguf.pooling_type == "rank" else "embed"
+            # embedding GGUFs declare their pooling (llama.cpp's converter writes it); LLMs do not
+            task = {"rank": "rerank", None: "generate"}.get(gguf.pooling_type, "embed")
+            if task == "generate" and not any(r.supports(gguf.architecture, "generate") for r in _runtimes()):
+                task = (
+                    "embed"  # no runtime generates it: embed with the default pooling, as embedding:test does
+                )
             params = gguf.parameter_count or 0
             facts.update(
                 architecture=gguf.architecture,
@@ -86,6 +91,12 @@ def plan(refs: Sequence[str], runtimes: Sequence[str]) -> list[Target]:
                 seen.add((info.ref, name))
                 targets.append(Target(ref, info, name, task, facts))
     return targets
+
+
+def _runtimes() -> list[Any]:
+    from hanzo_cli.plugins import registry
+
+    return list(registry().runtimes)
 
 
 def run_target(target: Target, spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str, Any]:
@@ -165,7 +176,7 @@ def best_rate(row: dict[str, Any]) -> float:
 def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fastest first, finished rows before the others; ``pareto`` marks rows that no other row of
     the same task beats on both speed and recall@1 (the trade-off curve)."""
-    done = [r for r in rows if r.get("status") == "ok"]
+    done = [r for r in rows if r.get("status") == "ok" and r.get("quality")]
     for row in done:
         rivals = [o for o in done if o is not row and o["task"] == row["task"]]
         speed, quality = best_rate(row), row["quality"]["recall_at_1"]

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hanzo_cli.bench.measure import load_average, measure_batches, peak_rss_mb
+from hanzo_cli.bench.measure import load_average, measure_batches, measure_generation, peak_rss_mb
 from hanzo_cli.bench.quality import (
     embedding_ranks,
     passages_and_gold,
@@ -23,6 +23,9 @@ from hanzo_cli.bench.quality import (
 from hanzo_cli.bench.texts import Pair
 from hanzo_cli.errors import HanzoError
 from hanzo_cli.fsutil import atomic_write
+
+#: Tokens each generation request asks for (greedy): enough to time decoding, few enough to be quick.
+GENERATED_TOKENS = 32
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +39,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     passages, gold = passages_and_gold(pairs)
     per_batch = spec["seconds"] / len(spec["batches"])
     started = time.perf_counter()
+    if task == "generate":
+        return _measure_generator(spec, started)
     if task == "embed":
         model: Any = load_embedding_model(spec["ref"], runtime=spec["runtime"], pull=False)
     else:
@@ -80,6 +85,41 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         model.close()
     row["peak_rss_mb"] = peak_rss_mb()
     row["load_average"] = load_average()
+    return row
+
+
+def _measure_generator(spec: dict[str, Any], started: float) -> dict[str, Any]:
+    """A text-generation model: prompt tokens/s, generated tokens/s, time to the first token."""
+    from hanzo_cli import models
+    from hanzo_cli.embedding import select_runtime
+    from hanzo_cli.gguf_info import read_gguf_info
+    from hanzo_cli.runtimes import SamplingOptions
+
+    info = models.find(spec["ref"])
+    if info is None or info.path is None:
+        raise HanzoError(f"model {spec['ref']!r} is not pulled")
+    runtime = select_runtime(read_gguf_info(info.path).architecture, "generate", spec["runtime"])
+    try:
+        generator = runtime.load_generator(info.path)
+    except HanzoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a runtime's library error, as one line
+        raise HanzoError(f"runtime {runtime.name} cannot load {info.ref}: {exc}") from None
+    row: dict[str, Any] = {"load_s": time.perf_counter() - started, "runtime_version": runtime.version()}
+    options = SamplingOptions(max_tokens=GENERATED_TOKENS, temperature=0.0)
+    try:
+        first = time.perf_counter()
+        for _ in generator.generate(spec["texts"][0], SamplingOptions(max_tokens=1, temperature=0.0)):
+            pass
+        row["first_ms"] = (time.perf_counter() - first) * 1000
+
+        def generate(prompt: str) -> Any:
+            return generator.generate(prompt, options)
+
+        row["batches"] = [measure_generation(generate, spec["texts"], spec["seconds"], rounds=spec["rounds"])]
+    finally:
+        generator.close()
+    row.update(dimensions=None, quality=None, peak_rss_mb=peak_rss_mb(), load_average=load_average())
     return row
 
 

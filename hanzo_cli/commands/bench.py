@@ -124,13 +124,18 @@ def _num(value: float | None, fmt: str = ".1f") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+#: What a row's rate counts: texts embedded, documents scored, tokens generated.
+UNITS = {"embed": "texts", "rerank": "pairs", "generate": "tok gen"}
+
+
 def _rate(row: dict[str, Any], value: float) -> str:
-    return f"{value:.1f} {'pairs' if row['task'] == 'rerank' else 'texts'}"
+    return f"{value:.1f} {UNITS.get(row['task'], 'items')}"
 
 
 def render(record: dict[str, Any]) -> list[str]:
     """The run as tables: one row per model x runtime (fastest first), then each batch size."""
     from hanzo_cli.bench.runner import best_rate
+    from hanzo_cli.bench.worker import GENERATED_TOKENS
 
     table: list[tuple[str, ...]] = [
         (
@@ -149,7 +154,7 @@ def render(record: dict[str, Any]) -> list[str]:
             notes.append(f"! {name} ({runtime}) {row['status']}: {row.get('error')}")
             continue
         best = max(row["batches"], key=lambda b: b["items_per_s"])
-        quality = row["quality"]
+        quality = row.get("quality") or {}
         table.append(
             (
                 "*" if row.get("pareto") else "",
@@ -165,8 +170,8 @@ def render(record: dict[str, Any]) -> list[str]:
                 f"{best['p95_ms']:.1f}",
                 f"{row['peak_rss_mb']:.0f}",
                 str(row.get("dimensions") or "-"),
-                f"{quality['recall_at_1']:.3f}",
-                f"{quality['mrr_at_10']:.3f}",
+                _num(quality.get("recall_at_1"), ".3f"),
+                _num(quality.get("mrr_at_10"), ".3f"),
                 _num(row.get("quant_cosine"), ".4f"),
             )
         )
@@ -189,6 +194,12 @@ def render(record: dict[str, Any]) -> list[str]:
     lines += notes
     lines += ["", *_columns(detail), ""]
     rerank = any(r.get("task") == "rerank" for r in record["rows"])
+    if any(r.get("task") == "generate" for r in record["rows"]):
+        lines.append(
+            f"generation: {GENERATED_TOKENS} greedy tokens per prompt; rate = generated tokens/s end to end, "
+            "TOK/s = prompt "
+            "tokens/s, P50/P95 = time to the first token; no quality score"
+        )
     lines.append(
         f"quality: {settings['eval']} set ({settings['pairs']} pairs); embedders rank every passage"
         + (", rerankers 10 candidates per query" if rerank else "")

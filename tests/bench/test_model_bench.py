@@ -210,3 +210,19 @@ def test_history_of_a_model_never_benchmarked_is_one_line() -> None:
     assert_one_line_error(
         run_hanzo("model:bench", "--history", "nothing"), "no benchmark runs of nothing", code=1
     )
+
+
+def test_a_generation_model_gets_prompt_and_generated_tokens_per_second(
+    tiny_llama_gguf: Path, import_as: Callable[[Path, str], str]
+) -> None:
+    """A GGUF declaring no pooling is an LLM: it is timed generating, with no retrieval score."""
+    import_as(tiny_llama_gguf, "tiny-llm")
+    record = hanzo_json("model:bench", "tiny-llm", "--seconds", "0.4", "--rounds", "2", "--json")
+    (row,) = record["rows"]
+    assert row["status"] == "ok" and row["task"] == "generate", row
+    (timing,) = row["batches"]
+    assert timing["batch"] == 1 and timing["calls"] >= 2
+    assert 0 < timing["items_per_s_min"] <= timing["items_per_s"] <= timing["items_per_s_max"]
+    assert timing["tokens_per_s"] > 0 and 0 < timing["p50_ms"] <= timing["p95_ms"]
+    assert row["quality"] is None and row["dimensions"] is None and "pareto" not in row
+    assert row["load_s"] > 0 and row["first_ms"] > 0 and row["peak_rss_mb"] > 0
