@@ -13,8 +13,9 @@ node) and then, ``--rounds`` times, measures back to back:
 
 Reported: texts/s (best round of each), the median over rounds of node ÷ baseline measured in the same
 round (goal >= 0.8; pairing rounds damps the noise of a shared machine), and the CPU cost ratio:
-in-process CPU seconds per text ÷ the node process's CPU seconds per text (HTTP, JSON and batching
-included; the clients' own decoding excluded), which hardly depends on other load. Linux (reads /proc).
+in-process CPU seconds per text ÷ the node's CPU seconds per text (its process and model workers: HTTP,
+JSON, batching and the hop to the worker included; the clients' own decoding excluded), which hardly
+depends on other load. Linux (reads /proc).
 Not a test: nothing is asserted.
 """
 
@@ -55,9 +56,18 @@ class Measure:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (its threads included), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its children (the node's model workers), from /proc."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def in_process(model: Any, texts: list[str], batch: int, seconds: float) -> Measure:
