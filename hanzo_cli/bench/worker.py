@@ -47,7 +47,11 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         model = load_reranker(spec["ref"], runtime=spec["runtime"], pull=False)
     load_s = time.perf_counter() - started
     try:
-        row: dict[str, Any] = {"load_s": load_s, "runtime_version": model.runtime.version()}
+        row: dict[str, Any] = {
+            "load_s": load_s,
+            "runtime": model.runtime.name,  # the one chosen, when the row named none
+            "runtime_version": model.runtime.version(),
+        }
         if task == "embed":
             started = time.perf_counter()
             model.embed(texts[:1])
@@ -105,7 +109,11 @@ def _measure_generator(spec: dict[str, Any], started: float) -> dict[str, Any]:
         raise
     except Exception as exc:  # noqa: BLE001 - a runtime's library error, as one line
         raise HanzoError(f"runtime {runtime.name} cannot load {info.ref}: {exc}") from None
-    row: dict[str, Any] = {"load_s": time.perf_counter() - started, "runtime_version": runtime.version()}
+    row: dict[str, Any] = {
+        "load_s": time.perf_counter() - started,
+        "runtime": runtime.name,
+        "runtime_version": runtime.version(),
+    }
     options = SamplingOptions(max_tokens=GENERATED_TOKENS, temperature=0.0)
     try:
         first = time.perf_counter()
