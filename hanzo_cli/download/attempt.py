@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 #: first half's connection at the split point, which throws away what was in flight on it (on a
 #: fast link that can be megabytes, for no gain).
 STEAL_MIN = 1 * MiB
-STEAL_AFTER = 0.3
+STEAL_AFTER = 0.5
 #: Split points are aligned to this (page- and block-aligned writes).
 _ALIGN = 64 * 1024
 

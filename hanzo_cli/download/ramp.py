@@ -14,8 +14,8 @@ from __future__ import annotations
 START = 4
 #: Throughput is judged over this long (seconds) after a change has settled for SETTLE seconds
 #: (new connections need a handshake and a first byte before they count).
-WINDOW = 0.2
-SETTLE = 0.1
+WINDOW = 0.12
+SETTLE = 0.05
 #: Ramping goes on while each doubling raises throughput by at least GAIN. A doubling that raised
 #: it by less than KEEP is undone (the link was full: more would only add threads); in between,
 #: the new count stays and ramping stops.

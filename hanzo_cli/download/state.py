@@ -22,11 +22,12 @@ from hanzo_cli.download.policy import MiB
 
 #: Files at least this large are split into ranged parts fetched in parallel.
 MULTIPART_THRESHOLD = 16 * MiB
-#: Smallest part: a 256 MiB file has 32, enough for 16 connections twice over. Parts are handed
+#: Smallest part: a 256 MiB file has 64, enough for 16 connections four times over, so the last
+#: wave of parts (whose connections finish at different times) is short behind a CDN edge. Parts are handed
 #: out in file order, so the completed prefix (which the hasher follows) trails the download by
 #: about ``connections`` parts. Larger files get larger parts (see plan_parts) so that a 50 GB blob
 #: needs at most MAX_PARTS requests (plus the splits of work stealing at the end).
-MIN_PART_SIZE = 8 * MiB
+MIN_PART_SIZE = 4 * MiB
 MAX_PARTS = 256
 #: The state is saved whenever this many bytes (or 1% of the file, if more) arrived since the last
 #: save, so that a kill -9 loses at most about 1% of the file.
