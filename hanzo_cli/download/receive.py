@@ -8,9 +8,11 @@ Content-Length, the rest of the body is just bytes on the socket: this reads the
 waiting), which the transfer writes with ``pwrite``. Anything else (chunked bodies, HTTP/2, a
 transport whose insides differ) returns None and goes the usual way, ``iter_raw``.
 
-h11 never sees the body, so the connection cannot be reused: closing the response closes it
-(httpcore does so for a connection whose response was not read to the end). A part costs one
-connection, which at 8 MiB or more per part is noise.
+h11 never sees the bytes read here. Once the whole body is read, :meth:`RawBody.release` tells
+h11's Content-Length reader that only what it buffered itself is left, so h11 reaches the end of
+the message and httpcore puts the connection back in the pool (each part would otherwise cost a
+new connection, which on a fast link is a tenth of the time). A body not read to the end (a split
+part, an error) leaves h11 mid-body, and closing the response closes the connection.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ class RawBody:
     """The unread rest of one response body: ``buffered`` bytes (read along with the headers),
     then ``length - len(buffered)`` bytes on ``sock``."""
 
-    def __init__(self, buffered: bytes, sock: socket.socket, length: int) -> None:
+    def __init__(self, buffered: bytes, sock: socket.socket, length: int, parser: Any) -> None:
         self.buffered = buffered
         self.sock = sock
         self.left = length - len(buffered)  # still on the socket
+        self._parser = parser  # the connection's h11.Connection
 
     def recv_into(self, view: memoryview) -> int:
         """Read at most what is left of the body into ``view``; 0 once it is all read. Raises
@@ -46,6 +49,26 @@ class RawBody:
             raise ConnectionError(f"connection closed with {self.left} bytes of the body unread")
         self.left -= n
         return n
+
+    def release(self) -> None:
+        """After the whole body was read: let h11 consume what it buffered and see the end of
+        the message, so the connection can be reused. Anything unexpected leaves it as it is
+        (then the connection is closed, never reused in a wrong state)."""
+        if self.left != 0:
+            return
+        import h11
+
+        try:
+            reader = self._parser._reader
+            if type(reader).__name__ != "ContentLengthReader" or reader._remaining < len(self.buffered):
+                return
+            reader._remaining = len(self.buffered)
+            for _ in range(3):  # Data (what h11 buffered), then EndOfMessage
+                event = self._parser.next_event()
+                if isinstance(event, h11.EndOfMessage) or not isinstance(event, h11.Data):
+                    return
+        except (AttributeError, h11.ProtocolError):
+            return
 
 
 def raw_body(response: httpx.Response) -> RawBody | None:
@@ -71,4 +94,4 @@ def raw_body(response: httpx.Response) -> RawBody | None:
     buffered, closed = parser.trailing_data
     if closed or len(buffered) > int(length):
         return None
-    return RawBody(buffered, sock, int(length))
+    return RawBody(buffered, sock, int(length), parser)

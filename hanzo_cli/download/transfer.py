@@ -307,7 +307,11 @@ class Transfer:
                 if self.ctx.cancel.is_set():
                     return  # the socket was shut down to stop us
                 raise Retryable(f"{type(exc).__name__}: {exc}") from None
-            if n == 0 or not self._put(fd, part, pos, view[:n]):
+            if n == 0:
+                raw.release()  # the whole body was read: the connection can serve the next part
+                return
+            if not self._put(fd, part, pos, view[:n]):
+                raw.release()  # (only when the part's end was also the body's end)
                 return
             pos += n
 
