@@ -98,3 +98,12 @@ def test_a_bad_keep_alive_is_refused_before_anything_starts(two_models: tuple[st
     proc = run_hanzo("node:start", "--model", "minilm", "--keep-alive", "soon")
     assert_one_line_error(proc, "--keep-alive", code=2)
     assert run_hanzo("node:status").returncode == 1
+
+
+def test_a_memory_budget_unloads_the_least_recently_used(two_models: tuple[str, str]) -> None:
+    """MiniLM (46.22 MB) and the tiny reranker (0.13 MB) do not both fit in 46.3 MB: one unloads the other."""
+    url = start("--model", "minilm", "--max-memory", "46300000")
+    assert rerank(url).status_code == 200
+    assert list(loaded(url)) == ["reranker"]
+    assert embed(url).status_code == 200
+    assert list(loaded(url)) == ["minilm"]

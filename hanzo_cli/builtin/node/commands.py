@@ -62,6 +62,14 @@ from hanzo_cli.builtin.node.constants import (
     help="Built-in node: how long a model loaded on demand stays after its last request (seconds, or 5m, "
     "1h; negative: forever). A request's keep_alive wins.",
 )
+@click.option(
+    "--max-memory",
+    default=0,
+    type=click.IntRange(min=0),
+    metavar="BYTES",
+    help="Built-in node: bytes of model files loaded at once; the least recently used idle model is "
+    "unloaded to stay under it (0: no budget).",
+)
 @click.option("--pull-missing", is_flag=True, help="Built-in node: pull a requested model that is not local.")
 @click.option(
     "--max-body",
@@ -95,6 +103,7 @@ def start_cmd(
     runtime: str | None,
     foreground: bool,
     max_loaded: int,
+    max_memory: int,
     keep_alive: str,
     pull_missing: bool,
     max_body: int,
@@ -117,6 +126,8 @@ def start_cmd(
     except ValueError as exc:
         raise UsageError(f"--keep-alive: {exc}") from None
     server_args = ["--max-loaded", str(max_loaded), "--keep-alive", keep_alive, "--max-body", str(max_body)]
+    if max_memory:
+        server_args += ["--max-memory", str(max_memory)]
     if pull_missing:
         server_args.append("--pull-missing")
     models = list(dict.fromkeys(refs)) or [default_model_ref("embedding.model", "embed", "lightweight")]

@@ -6,8 +6,8 @@
 - A request naming another local model loads it (it is never pulled unless the node runs with
   ``--pull-missing``); it stays ``--keep-alive`` seconds after its last request (Ollama's semantics:
   a request's own ``keep_alive`` wins, ``0`` unloads after the request, a negative one keeps it).
-- With ``--max-loaded N``, loading one more model first unloads the least recently used idle one;
-  when none is idle, the load waits until one is.
+- With ``--max-loaded N`` (or a ``--max-memory`` budget of model bytes), loading one more model first
+  unloads the least recently used idle one; when none is idle, the load waits until one is.
 - Each model runs in its own worker process (:mod:`~.host`), so requests for different models run side by
   side and a model that crashes its runtime takes down only its worker.
 """
@@ -43,6 +43,8 @@ class PoolSettings:
     keep_alive: float | None = DEFAULT_KEEP_ALIVE  # seconds; None forever
     pull_missing: bool = False
     runtime: str | None = None
+    #: Bytes of model files loaded at once (0: no budget); the weights dominate a model's memory.
+    max_memory: int = 0
 
 
 def plain(name: str) -> str:
@@ -148,16 +150,24 @@ class ModelPool:
                 await self.unload(host)
                 host = None
             if host is None:
-                await self._make_room()
+                await self._make_room(info)
                 host = ModelHost(info, self.display_name(info), self.settings.runtime, role, keep_alive)
                 self.hosts[key] = host
                 host.start_loading()
             return host
 
-    async def _make_room(self) -> None:
-        """Unload least recently used idle models until one more fits under ``max_loaded``."""
-        limit = self.settings.max_loaded
-        while limit and len(self.hosts) >= limit:
+    async def _make_room(self, info: ModelInfo) -> None:
+        """Unload least recently used idle models until ``info`` fits under ``max_loaded`` and the
+        memory budget (a model larger than the whole budget still loads, alone)."""
+        limit, budget = self.settings.max_loaded, self.settings.max_memory
+
+        def full() -> bool:
+            if limit and len(self.hosts) >= limit:
+                return True
+            used = sum(h.info.size or 0 for h in self.hosts.values())
+            return bool(budget and self.hosts and used + (info.size or 0) > budget)
+
+        while full():
             idle = [h for h in self.hosts.values() if (h.active == 0 and h.settled.is_set()) or h.dead]
             if not idle:
                 await asyncio.sleep(0.05)  # every model is busy: wait for one to finish

@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep-alive", default=str(DEFAULT_KEEP_ALIVE), help="seconds or a duration (5m); <0 forever"
     )
+    parser.add_argument("--max-memory", type=int, default=0, help="bytes of models loaded at once (0: any)")
     parser.add_argument(
         "--pull-missing", action="store_true", help="pull a requested model that is not local"
     )
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: --keep-alive: {exc}", file=sys.stderr)
         return 2
     names = args.name + args.model[len(args.name) :]
-    settings = PoolSettings(args.max_loaded, keep_alive, args.pull_missing, args.runtime)
+    settings = PoolSettings(args.max_loaded, keep_alive, args.pull_missing, args.runtime, args.max_memory)
     pool = ModelPool(settings, list(zip(args.model, names, strict=True)))
     config = uvicorn.Config(
         create_app(pool, api_key, args.max_body, args.max_inputs),
