@@ -41,9 +41,11 @@ def url(served_minilm: ServedNode) -> str:
     return served_minilm.url
 
 
-def assert_vectors(got: Sequence[Sequence[float]], want: Sequence[Sequence[float]]) -> None:
+def assert_vectors(
+    got: Sequence[Sequence[float]], want: Sequence[Sequence[float]], atol: float = 2e-5
+) -> None:
     assert len(got) == len(want)
-    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=atol)
 
 
 def tokens(model: EmbeddingModel, texts: Sequence[str]) -> int:
@@ -206,4 +208,6 @@ def test_concurrent_requests_each_get_their_own_vectors(url: str, reference: Emb
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(send, requests))
     for (start, end, dimensions), got in zip(requests, results, strict=True):
-        assert_vectors(got, want[dimensions][start:end])
+        # Texts batched with other requests' texts differ from a lone call by float rounding (llama.cpp's
+        # batch shapes, up to ~1e-4); a vector handed to the wrong request would differ by ~0.1.
+        assert_vectors(got, want[dimensions][start:end], atol=1e-3)
