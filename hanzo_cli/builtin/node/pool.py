@@ -60,6 +60,7 @@ class ModelPool:
         self.hosts: dict[str, ModelHost] = {}  # provider:name -> host (loading or loaded)
         self._names: dict[str, str] = {}  # plain(requested name) -> provider:name
         self._infos: dict[str, ModelInfo] = {}
+        self._caps: dict[str, list[str]] = {}
         self._display: dict[str, str] = {}  # provider:name -> the name given at start
         self._create = asyncio.Lock()
         self._preloaded: list[ModelHost] = []
@@ -103,6 +104,13 @@ class ModelPool:
             log.info("pulling %s (--pull-missing)", requested)
             found = models.pull(requested)
         return found if found is not None and found.path is not None else None
+
+    async def _capabilities(self, info: ModelInfo) -> list[str]:
+        """The model's capabilities, read once (a GGUF header with a large vocabulary takes a while)."""
+        key = f"{info.provider}:{info.name}"
+        if key not in self._caps:
+            self._caps[key] = await asyncio.to_thread(_capabilities, info)
+        return self._caps[key]
 
     def display_name(self, info: ModelInfo) -> str:
         """The name given at start, else the first name a request used, else ``provider:name``."""
@@ -187,7 +195,7 @@ class ModelPool:
         """The model a request names, loaded (or loading), marked busy while the request runs.
         ``keep_alive`` is the request's own, if it gave one; it then becomes the model's."""
         info = await self.resolve(requested)
-        if role == "generate" and "completion" not in await asyncio.to_thread(_capabilities, info):
+        if role == "generate" and "completion" not in await self._capabilities(info):
             raise APIError(400, f"{requested or info.name} does not generate text (it embeds or reranks)")
         pinned = f"{info.provider}:{info.name}" in self._pinned
         keep = None if pinned and role == "embed" else self.settings.keep_alive
