@@ -1,8 +1,8 @@
 """Embedding and reranking on llama.cpp's C API (through llama-cpp-python's ctypes bindings).
 
 Why not ``llama_cpp.Llama``: its batch size is fixed when the model loads, and ``Llama.embed``
-truncates every text to that size (dropping the final [SEP]/EOS), while the fastest batch for short
-texts is a few hundred tokens (256 for MiniLM). Here the model loads once and a context is
+truncates every text to that size (dropping the final [SEP]/EOS), while short texts are best embedded
+in small batches (64 tokens, see :data:`DEFAULT_BATCH_TOKENS`). Here the model loads once and a context is
 (re)created only when a longer text needs a bigger one, so short texts stay fast and long ones are
 embedded whole, up to the model's context.
 
@@ -58,11 +58,11 @@ if TYPE_CHECKING:
 else:
     lc = _bindings()
 
-#: Tokens per batch for short texts. Measured with MiniLM on 256 short sentences (2-core machine,
-#: benchmarks/bench_embed.py's texts): on one core 256 embeds 466 texts/s against 376 at 64 (fewer
-#: decode calls, each one's fixed cost amortised); with two threads on a busy machine the gap is 2x,
-#: because every decode's thread barriers wait for a descheduled thread. 512 is no faster.
-DEFAULT_BATCH_TOKENS = 256
+#: Tokens per batch for short texts. Not more: from 128 tokens up, llama.cpp takes another F16
+#: matrix path whose results depend on the batch (MiniLM: a text's vector moves by up to 1.2e-4 with
+#: its batch-mates; at 64, by 3e-8), and the node batches concurrent requests together. Larger batches
+#: are faster (MiniLM on one core: 466 texts/s at 256 against 376 at 64), a trade kept for later.
+DEFAULT_BATCH_TOKENS = 64
 #: Longest input kept (the rest is cut off), unless the model's own context is shorter. Attention
 #: buffers grow with the square of this, so a 32K-context model is not run at 32K by default.
 DEFAULT_MAX_TOKENS = 8192

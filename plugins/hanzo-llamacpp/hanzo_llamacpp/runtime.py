@@ -14,7 +14,7 @@ class LlamaCppRuntime(Runtime):
     """llama.cpp through llama-cpp-python: every text architecture llama.cpp knows.
 
     ``load_embedder`` takes ``pooling`` (mean, cls or last; hanzo passes the model's own or its
-    Qwen3 rule), ``threads``, ``batch_tokens`` (tokens per batch for short texts, 256) and
+    Qwen3 rule), ``threads``, ``batch_tokens`` (tokens per batch for short texts, 64) and
     ``max_tokens`` (longer inputs are truncated; 8192 or the model's context if smaller).
     Reranking needs a GGUF converted with ``rank`` pooling and a classifier head. ``load_generator``
     takes ``context_length`` (default: the model's, at most 4096) and ``threads``.
