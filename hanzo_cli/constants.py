@@ -21,6 +21,11 @@ ENV_PROGRESS = "HANZO_PROGRESS"  # 1 forces progress bars, 0 hides them
 ENV_DOWNLOAD_CONNECTIONS = "HANZO_DOWNLOAD_CONNECTIONS"  # cap on parallel connections per file
 ENV_DOWNLOAD_BACKOFF = "HANZO_DOWNLOAD_BACKOFF"  # base of the retry backoff, seconds (tests shorten it)
 
+# The model formats runtimes read: a GGUF file, or a Hugging Face folder of safetensors.
+GGUF_FORMAT = "gguf"
+SAFETENSORS_FORMAT = "safetensors"
+MODEL_FORMATS = (GGUF_FORMAT, SAFETENSORS_FORMAT)
+
 _FALSE = ("", "0", "false", "no", "off")
 
 

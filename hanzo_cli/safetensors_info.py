@@ -19,11 +19,10 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from hanzo_cli.constants import GGUF_FORMAT, MODEL_FORMATS, SAFETENSORS_FORMAT
 from hanzo_cli.errors import ModelFileError
 
-GGUF_FORMAT = "gguf"
-SAFETENSORS_FORMAT = "safetensors"
-FORMATS = (GGUF_FORMAT, SAFETENSORS_FORMAT)
+FORMATS = MODEL_FORMATS
 
 INDEX = "model.safetensors.index.json"
 TOKENIZER = "tokenizer.json"

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from hanzo_cli.constants import MODEL_FORMATS
 from hanzo_cli.errors import MissingPluginError
 from hanzo_cli.extras import missing_plugin_hint
 from hanzo_cli.hookspecs import hookimpl
-from hanzo_cli.safetensors_info import FORMATS
 
 if TYPE_CHECKING:
     from hanzo_cli.plugins import Registry
@@ -37,7 +37,7 @@ SHOWN_SIMILARITY = 16
 @click.option(
     "--format",
     "model_format",
-    type=click.Choice(FORMATS),
+    type=click.Choice(MODEL_FORMATS),
     default="gguf",
     show_default=True,
     help="gguf (llama.cpp) or safetensors: the Hub's own Qwen3-Embedding repo (mistral.rs).",

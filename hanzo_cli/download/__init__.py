@@ -28,12 +28,11 @@ import contextlib
 import itertools
 import os
 import re
-import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hanzo_cli.download.job import DownloadResult, Notify
+from hanzo_cli.download.result import DownloadResult, Notify
 
 if TYPE_CHECKING:
     import httpx
@@ -172,6 +171,8 @@ def _run_private(shared: Path, run: Callable[[Path], DownloadResult]) -> Downloa
     from hanzo_cli.download.state import discard_partial
 
     _remove_stale_private_partials(shared)
+    import socket
+
     tag = f"{socket.gethostname() or 'localhost'}-{os.getpid()}-{next(_private_numbers)}"
     private = shared.with_name(f"{shared.name}{_PRIVATE}{tag}")
     try:
@@ -196,6 +197,8 @@ def _remove_stale_private_partials(shared: Path) -> None:
     """Remove what processes of this host killed before their cleanup left (kill -9, power loss).
     Other hosts' files are left alone: their processes cannot be checked from here."""
     prefix = shared.name + _PRIVATE
+    import socket
+
     host = socket.gethostname() or "localhost"
     for path in _private_partials(shared):
         m = _PRIVATE_RE.fullmatch(path.name[len(prefix) :])

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from hanzo_cli.download import state as st
 from hanzo_cli.download.attempt import Attempt
 from hanzo_cli.download.hashing import hash_file
-from hanzo_cli.download.job import DownloadResult, Job, Notify
+from hanzo_cli.download.job import Job
 from hanzo_cli.download.policy import (
     Restart,
     Retryable,
@@ -28,6 +28,7 @@ from hanzo_cli.download.policy import (
     parse_content_range,
     retry_reason,
 )
+from hanzo_cli.download.result import DownloadResult, Notify
 from hanzo_cli.download.transfer import Transfer
 from hanzo_cli.errors import DiskFullError, DownloadError, IntegrityError
 from hanzo_cli.fsutil import fsync_dir

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from hanzo_cli.download import policy
+from hanzo_cli.download.result import Notify
 from hanzo_cli.errors import DiskFullError, IntegrityError
 
 if TYPE_CHECKING:
     import httpx
-
-#: Where informational lines go (the CLI passes its stderr printer; the engine prints nothing).
-Notify = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    path: Path  # final file
-    size: int
-    sha256: str  # hex digest of the final file
-    fetched: int  # bytes actually received over the network in this call (0 when already present)
-    resumed: bool  # True when a partial from an earlier process was reused
 
 
 @dataclass

@@ -36,7 +36,7 @@ def minilm_q8_gguf(minilm_gguf: Path) -> Path:
 @pytest.fixture
 def import_as() -> Callable[[Path, str], str]:
     """``import_as(gguf, name)``: the GGUF in the test's store (as model:import does); ``local:NAME``."""
-    from hanzo_cli.builtin.local import LocalProvider
+    from hanzo_cli.builtin.local_provider import LocalProvider
 
     def do_import(path: Path, name: str) -> str:
         LocalProvider().import_file(path, name)

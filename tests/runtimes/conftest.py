@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hanzo_cli.builtin.local import LocalProvider
+from hanzo_cli.builtin.local_provider import LocalProvider
 
 RUNTIME_PLUGINS = "llamacpp,ctransformers"
 
