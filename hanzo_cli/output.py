@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import click
 
 from hanzo_cli.constants import ENV_PROGRESS
+from hanzo_cli.units import human_size as human_size  # re-exported: commands format sizes from here
 
 _quiet = False
 
@@ -154,14 +155,3 @@ class ProgressGroup:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def human_size(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
