@@ -65,7 +65,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     from hanzo_cli.fsutil import (
         atomic_write,
         fsync_dir,
+        lock_is_held,
         mtime,
+        remove_unless_locked,
     )
     from hanzo_cli.gguf_info import (
         GGUFInfo,
@@ -225,6 +227,8 @@ _SOURCES: dict[str, str] = {
     "UsageError": "hanzo_cli.errors",
     "__version__": "hanzo_cli",
     "atomic_write": "hanzo_cli.fsutil",
+    "lock_is_held": "hanzo_cli.fsutil",
+    "remove_unless_locked": "hanzo_cli.fsutil",
     "available": "hanzo_cli.ggufnames",
     "cache_dir": "hanzo_cli.constants",
     "data_dir": "hanzo_cli.constants",
@@ -347,6 +351,7 @@ __all__ = [
     "is_gguf_name",
     "is_mmproj",
     "link_verified",
+    "lock_is_held",
     "log_dir",
     "manifest_model_info",
     "manifest_model_infos",
@@ -359,6 +364,7 @@ __all__ = [
     "read_safetensors_info",
     "record_verified",
     "register_setting",
+    "remove_unless_locked",
     "set_aside",
     "set_quiet",
     "side_files",

@@ -43,3 +43,38 @@ def fsync_dir(path: Path) -> None:
 def mtime(path: Path) -> datetime:
     """A file's modification time, timezone-aware (UTC)."""
     return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+
+
+def remove_unless_locked(paths: list[Path], lock_path: Path) -> bool:
+    """Delete ``paths`` while holding ``lock_path`` (the lock a writer of those files holds), without
+    waiting: False, and nothing deleted, when a writer holds it now (a download that started or
+    resumed since the caller looked keeps its files)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    try:
+        for path in paths:
+            path.unlink(missing_ok=True)
+    finally:
+        lock.release()
+    return True
+
+
+def lock_is_held(lock_path: Path) -> bool:
+    """Whether another process holds the file lock ``lock_path`` now (a missing lock file is free,
+    and is not created by asking)."""
+    from filelock import FileLock, Timeout
+
+    if not lock_path.exists():
+        return False
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False

@@ -14,7 +14,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hanzo_cli.api import HanzoError, ModelInfo, Reclaimable, RemoteFile, RemoteVersion
+from hanzo_cli.api import (
+    HanzoError,
+    ModelInfo,
+    Reclaimable,
+    RemoteFile,
+    RemoteVersion,
+    lock_is_held,
+    remove_unless_locked,
+)
 from hanzo_huggingface.refs import DEFAULT_REVISION, is_commit, model_name, parse
 
 
@@ -94,20 +102,6 @@ def _locks(cache_dir: Path, repo: Path, etag: str) -> list[Path]:
     ]
 
 
-def _held(lock_path: Path) -> bool:
-    from filelock import FileLock, Timeout
-
-    if not lock_path.exists():
-        return False
-    lock = FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
 def _scan(cache_dir: Path, provider: str, partials_older_than: float) -> list[Reclaimable]:
     items: list[Reclaimable] = []
     now = time.time()
@@ -126,11 +120,11 @@ def _scan(cache_dir: Path, provider: str, partials_older_than: float) -> list[Re
             etag, dot, _ = f.name.partition(".")
             if (dot or f.parent == partials) and _ETAG.match(etag) and not f.name.endswith(".lock"):
                 groups.setdefault(etag, []).append(f)
-        busy = any(_held(lock) for etag in groups for lock in _locks(cache_dir, repo, etag))
+        busy = any(lock_is_held(lock) for etag in groups for lock in _locks(cache_dir, repo, etag))
         for etag, files in sorted(groups.items()):
             newest = max(f.stat().st_mtime for f in files)
             if now - newest >= partials_older_than and not any(
-                _held(x) for x in _locks(cache_dir, repo, etag)
+                lock_is_held(x) for x in _locks(cache_dir, repo, etag)
             ):
                 items.extend(
                     Reclaimable(provider, f, f.stat().st_size, "stale partial") for f in sorted(files)
@@ -235,8 +229,6 @@ def reclaimable(provider: str, partials_older_than: float) -> list[Reclaimable]:
 
 def reclaim(provider: str, items: Sequence[Reclaimable], partials_older_than: float) -> list[Reclaimable]:
     """Remove what is still reclaimable when checked again (a partial under its own lock)."""
-    from filelock import FileLock, Timeout
-
     from hanzo_huggingface.hub import HubSettings
 
     cache_dir = HubSettings.from_env().cache_dir
@@ -255,15 +247,8 @@ def reclaim(provider: str, items: Sequence[Reclaimable], partials_older_than: fl
             etag = item.path.name.partition(".")[0]
             in_blobs = item.path.parent.name == "blobs"
             repo_name = item.path.parent.parent.name if in_blobs else item.path.parent.name
-            lock = FileLock(str(_hf_lock(cache_dir, repo_name, etag)))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
+            if not remove_unless_locked([item.path], _hf_lock(cache_dir, repo_name, etag)):
                 continue
-            try:
-                item.path.unlink(missing_ok=True)
-            finally:
-                lock.release()
         else:
             item.path.unlink(missing_ok=True)
         removed.append(item)

@@ -33,7 +33,9 @@ from hanzo_cli.api import (
     Store,
     atomic_write,
     digest_hex,
+    lock_is_held,
     parse_manifest,
+    remove_unless_locked,
 )
 
 if TYPE_CHECKING:
@@ -166,24 +168,10 @@ def pulling(store: Store, digests: Iterable[str]) -> Iterator[None]:
         Path(held.lock_file).unlink(missing_ok=True)
 
 
-def _lock_is_free(lock_path: Path) -> bool:
-    from filelock import FileLock, Timeout
-
-    if not lock_path.exists():
-        return True  # nobody holds it (and taking it here would leave a new file behind)
-    lock = FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    lock.release()
-    return True
-
-
 def _in_use_by_pulls(store: Store) -> set[str]:
     kept: set[str] = set()
     for record in _partial_dir(store).glob(f"{_INTENT_PREFIX}*.json"):
-        if _lock_is_free(record.with_suffix(".lock")):
+        if not lock_is_held(record.with_suffix(".lock")):
             continue  # a crashed pull's record
         try:
             data = json.loads(record.read_text())
@@ -221,7 +209,7 @@ def _scan(store: Store, provider: str, partials_older_than: float) -> list[Recla
     for base, files in sorted(groups.items()):
         lock = folder / f"{base}.lock"
         newest = max(f.stat().st_mtime for f in files)
-        if now - newest >= partials_older_than and _lock_is_free(lock):
+        if now - newest >= partials_older_than and not lock_is_held(lock):
             items.extend(Reclaimable(provider, f, f.stat().st_size, "stale partial") for f in sorted(files))
     return items
 
@@ -237,8 +225,6 @@ def reclaim(
     store: Store, provider: str, items: Sequence[Reclaimable], partials_older_than: float
 ) -> list[Reclaimable]:
     """Remove what is still reclaimable, under the store's lock (no pull registers meanwhile)."""
-    from filelock import FileLock, Timeout
-
     wanted = {item.path for item in items}
     removed: list[Reclaimable] = []
     if not store.root.is_dir():
@@ -255,33 +241,19 @@ def reclaim(
                 item.path.unlink(missing_ok=True)
                 removed.append(item)
         for base, group in partials.items():
-            lock = FileLock(str(base.with_name(base.name + ".lock")))
-            try:
-                lock.acquire(timeout=0)  # a download that resumed since the scan keeps its partial
-            except Timeout:
-                continue
-            try:
-                for item in group:
-                    item.path.unlink(missing_ok=True)
+            lock = base.with_name(base.name + ".lock")
+            if remove_unless_locked([item.path for item in group], lock):  # not one resumed since the scan
                 removed.extend(group)
-            finally:
-                lock.release()
-                Path(lock.lock_file).unlink(missing_ok=True)
+                lock.unlink(missing_ok=True)
     return removed
     with store.lock():
         for item in _scan(store, provider, partials_older_than):
             if item.path not in wanted:
                 continue
             if item.reason == "stale partial":
-                lock = FileLock(str(item.path.parent / (item.path.name.split(".", 1)[0] + ".lock")))
-                try:
-                    lock.acquire(timeout=0)  # a download that started since the scan keeps it
-                except Timeout:
+                lock = item.path.parent / (item.path.name.split(".", 1)[0] + ".lock")
+                if not remove_unless_locked([item.path], lock):  # a download started since the scan
                     continue
-                try:
-                    item.path.unlink(missing_ok=True)
-                finally:
-                    lock.release()
             else:
                 item.path.unlink(missing_ok=True)
             removed.append(item)
