@@ -45,7 +45,8 @@ class LlamaGenerator:
     def _token_text(self, token: int) -> str:
         if token < 0:
             return ""
-        return self._llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+        text: bytes = self._llama.detokenize([token], special=True)
+        return text.decode("utf-8", errors="replace")
 
     def chat_prompt(self, messages: Sequence[Mapping[str, str]], template: str | None = None) -> str:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -62,7 +63,7 @@ class LlamaGenerator:
         )
         try:
             listed: Any = [dict(m) for m in messages]
-            prompt = formatter(messages=listed).prompt
+            prompt: str = formatter(messages=listed).prompt
         except Exception as exc:  # noqa: BLE001 - a broken template is the caller's error, in one line
             raise HanzoError(f"the chat template failed: {exc}") from None
         # The template writes the BOS token itself; completion adds it again, so it goes here.
