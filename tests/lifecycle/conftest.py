@@ -7,16 +7,13 @@ what the registry served (requests and body bytes per path) instead of trusting 
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.fixtures.registry import Registry, find_registry_binary, free_port, require_or_skip
+from tests.fixtures.registry import Registry, find_registry_binary, require_or_skip, start_registry
 
 # Apache combined log format, as distribution's access log writes it.
 _ACCESS_RE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<bytes>\d+|-)')
@@ -42,35 +39,11 @@ def served(registry: Registry) -> list[Served]:
 
 
 def start_logged_registry(workdir: Path) -> Registry:
+    """``docker-registry serve`` logging every request with the bytes it sent (see :func:`served`)."""
     binary = find_registry_binary()
     if binary is None:
         require_or_skip("docker-registry not installed (apt-get install docker-registry)")
-    assert binary is not None
-    root = workdir / "storage"
-    root.mkdir(parents=True)
-    port = free_port()
-    config = workdir / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n  accesslog:\n    disabled: false\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: hanzo-cli-tests\n"
-    )
-    log = workdir / "registry.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([binary, "serve", str(config)], stdout=fh, stderr=subprocess.STDOUT)
-    reg = Registry(url=f"http://127.0.0.1:{port}", host=f"127.0.0.1:{port}", root=root, log=log, proc=proc)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if reg.client.get(f"{reg.url}/v2/", timeout=1).status_code == 200:
-                return reg
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            reg.stop()
-            raise RuntimeError(f"docker-registry did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.02)
+    return start_registry(workdir, binary, access_log=True)
 
 
 @pytest.fixture

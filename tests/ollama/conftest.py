@@ -9,18 +9,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.fixtures.fileserver import FileServer, ServedFile
-from tests.fixtures.registry import Registry, find_registry_binary, free_port, require_or_skip
+from tests.fixtures.registry import Registry, find_registry_binary, require_or_skip, start_registry
 from tests.ollama.fake_ollama import FakeOllama
 
 
@@ -71,33 +68,7 @@ def start_cdn_registry(workdir: Path, cdn_url: str) -> Registry:
     binary = find_registry_binary()
     if binary is None:
         require_or_skip("docker-registry not installed (apt-get install docker-registry)")
-    assert binary is not None
-    root = workdir / "storage"
-    root.mkdir(parents=True)
-    port = free_port()
-    config = workdir / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
-        f"middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: {cdn_url}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = workdir / "registry.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([binary, "serve", str(config)], stdout=fh, stderr=subprocess.STDOUT)
-    reg = Registry(url=f"http://127.0.0.1:{port}", host=f"127.0.0.1:{port}", root=root, log=log, proc=proc)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            if reg.client.get(f"{reg.url}/v2/", timeout=1).status_code == 200:
-                return reg
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            reg.stop()
-            raise RuntimeError(f"docker-registry did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.02)
+    return start_registry(workdir, binary, redirect_to=cdn_url)
 
 
 @pytest.fixture
