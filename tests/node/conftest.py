@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
@@ -22,6 +23,7 @@ import httpx
 import pytest
 
 from hanzo_cli.builtin.node.state import free_port
+from hanzo_cli.embedding import EmbeddingModel
 from tests.helpers import run_hanzo
 
 
@@ -120,11 +122,11 @@ class ServedNode:
     log: Path
 
 
-@pytest.fixture(scope="module")
-def served_minilm(
-    llama: None, minilm_gguf: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServedNode]:
-    home = tmp_path_factory.mktemp("node-home")
+@contextlib.contextmanager
+def serve_node(home: Path, models: dict[str, Path]) -> Iterator[ServedNode]:
+    """Import ``models`` (name -> GGUF) into a fresh ``home`` and run the built-in node there on a free
+    port, serving ``local:minilm`` at start; other models load on demand. Sources that are not running
+    are pointed at a closed port so nothing outside the test answers."""
     env = {
         **os.environ,
         "HANZO_HOME": str(home),
@@ -134,13 +136,14 @@ def served_minilm(
     }
     for name in ("HANZO_PLUGINS", "HANZO_NODE_API_KEY", "HANZO_EMBEDDING_MODEL", "OLLAMA_MODELS"):
         env.pop(name, None)
-    imported = subprocess.run(
-        [sys.executable, "-m", "hanzo_cli", "model:import", str(minilm_gguf), "--name", "minilm"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert imported.returncode == 0, imported.stderr
+    for name, path in models.items():
+        imported = subprocess.run(
+            [sys.executable, "-m", "hanzo_cli", "model:import", str(path), "--name", name],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert imported.returncode == 0, imported.stderr
     port = free_port()
     log = home / "node.log"
     argv = ["--model", "local:minilm", "--name", "minilm", "--port", str(port)]
@@ -158,3 +161,30 @@ def served_minilm(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served_minilm(
+    llama: None, minilm_gguf: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedNode]:
+    with serve_node(tmp_path_factory.mktemp("node-home"), {"minilm": minilm_gguf}) as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def reference(served_minilm: ServedNode) -> Iterator[EmbeddingModel]:
+    """The same model loaded in this process."""
+    from hanzo_cli import plugins
+    from hanzo_cli.embedding import load_embedding_model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HANZO_HOME", str(served_minilm.home))
+        plugins.reset_for_tests()
+        model = load_embedding_model("local:minilm", pull=False)
+    yield model
+    model.close()
+
+
+@pytest.fixture
+def url(served_minilm: ServedNode) -> str:
+    return served_minilm.url

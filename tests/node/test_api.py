@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,28 +17,8 @@ import pytest
 from hanzo_cli import __version__
 from hanzo_cli.builtin.node.constants import OLLAMA_API_VERSION
 from hanzo_cli.embedding import EmbeddingModel
-from tests.node.conftest import ServedNode
 
 TEXTS = ["A cat sits on the mat", "A kitten rests on the rug", "Stock markets fell sharply", "hello world"]
-
-
-@pytest.fixture(scope="module")
-def reference(served_minilm: ServedNode) -> Iterator[EmbeddingModel]:
-    """The same model loaded in this process."""
-    from hanzo_cli import plugins
-    from hanzo_cli.embedding import load_embedding_model
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HANZO_HOME", str(served_minilm.home))
-        plugins.reset_for_tests()
-        model = load_embedding_model("local:minilm", pull=False)
-    yield model
-    model.close()
-
-
-@pytest.fixture
-def url(served_minilm: ServedNode) -> str:
-    return served_minilm.url
 
 
 def assert_vectors(

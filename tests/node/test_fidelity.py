@@ -3,7 +3,6 @@ process serving MiniLM (``served_minilm``), through httpx and the official ``oll
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,25 +11,6 @@ import ollama
 import pytest
 
 from hanzo_cli.embedding import EmbeddingModel
-from tests.node.conftest import ServedNode
-
-
-@pytest.fixture(scope="module")
-def reference(served_minilm: ServedNode) -> Iterator[EmbeddingModel]:
-    from hanzo_cli import plugins
-    from hanzo_cli.embedding import load_embedding_model
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HANZO_HOME", str(served_minilm.home))
-        plugins.reset_for_tests()
-        model = load_embedding_model("local:minilm", pull=False)
-    yield model
-    model.close()
-
-
-@pytest.fixture
-def url(served_minilm: ServedNode) -> str:
-    return served_minilm.url
 
 
 def post(url: str, path: str, body: Any, **kwargs: Any) -> httpx.Response:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +16,7 @@ import httpx
 import ollama
 import pytest
 
-from hanzo_cli.builtin.node.state import free_port
-from tests.node.conftest import PROMPT, TOKENS, ServedNode, wait_healthy
+from tests.node.conftest import PROMPT, TOKENS, ServedNode, serve_node
 
 TEMPLATE = (
     "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
@@ -31,36 +28,9 @@ TEMPLATE = (
 def node(
     llama: None, gemma_gguf: Path, minilm_gguf: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedNode]:
-    home = tmp_path_factory.mktemp("gen-home")
-    env = {**os.environ, "HANZO_HOME": str(home), "HOME": str(home)}
-    env.update(OLLAMA_HOST="http://127.0.0.1:9", LMSTUDIO_HOST="http://127.0.0.1:9")
-    for name in ("HANZO_PLUGINS", "HANZO_NODE_API_KEY", "OLLAMA_MODELS"):
-        env.pop(name, None)
-    for path, name in ((gemma_gguf, "gemma"), (minilm_gguf, "minilm")):
-        imported = subprocess.run(
-            [sys.executable, "-m", "hanzo_cli", "model:import", str(path), "--name", name],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert imported.returncode == 0, imported.stderr
-    port = free_port()
-    log = home / "node.log"
-    argv = ["--model", "local:minilm", "--name", "minilm", "--port", str(port)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hanzo_cli.builtin.node.server", *argv],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
-        yield ServedNode(url, home, process, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    models = {"gemma": gemma_gguf, "minilm": minilm_gguf}
+    with serve_node(tmp_path_factory.mktemp("gen-home"), models) as served:
+        yield served
 
 
 def generate(url: str, **body: object) -> httpx.Response:
