@@ -69,7 +69,12 @@ class GenerationChunk:
 
 
 class Generator(Protocol):
-    """A loaded text-generation model (prompt completion; chat through the model's template)."""
+    """A loaded text-generation model (prompt completion; chat through the model's template).
+
+    A generator may also have ``parallel: int``: how many :meth:`generate` calls it decodes at once
+    when they come from different threads (the node then runs them side by side). Without it, calls
+    are made one at a time.
+    """
 
     #: Tokens the loaded context holds, prompt and completion together.
     context_length: int
@@ -125,6 +130,8 @@ class Runtime(ABC):
         raise HanzoError(f"runtime {self.name!r} cannot rerank")
 
     def load_generator(self, path: Path, **options: Any) -> Generator:
+        """Options a runtime may take, ignoring those it has no use for: ``context_length`` (tokens
+        per generation), ``threads``, ``parallel`` (generations to decode at once)."""
         raise HanzoError(f"runtime {self.name!r} cannot generate text")
 
     def version(self) -> str | None:

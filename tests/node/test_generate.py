@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -143,6 +144,30 @@ def test_a_client_that_leaves_stops_its_generation(node: ServedNode) -> None:
         time.sleep(0.2)
     quick = generate(node.url, prompt=PROMPT, stream=False, options={"num_predict": 2, "temperature": 0})
     assert quick.status_code == 200 and quick.json()["eval_count"] == 2
+
+
+def test_concurrent_generations_are_decoded_together(node: ServedNode, reference_text: str) -> None:
+    """Two streams overlap (continuous batching): the second one's first token comes while the first
+    is still generating, where one-at-a-time serving would hold it until the first had ended. Each
+    ends with its own token count, and a request alone afterwards still equals create_completion."""
+    body = {"model": "gemma", "prompt": "Once upon a time", "options": {"num_predict": 400, "temperature": 0}}
+    with httpx.stream("POST", node.url + "/api/generate", json=body, timeout=300) as first:
+        first_lines = first.iter_lines()
+        assert json.loads(next(first_lines))["done"] is False  # the first is generating
+        second = generate(node.url, prompt=PROMPT, stream=False, options={"num_predict": 8, "temperature": 0})
+        assert second.status_code == 200, second.text
+        assert second.json()["eval_count"] == 8
+        rest = [json.loads(line) for line in first_lines if line]
+    assert rest[-1]["done"] and rest[-1]["eval_count"] == 400
+    # The second was answered while the first was still generating (one at a time, it would have
+    # waited for the first's last token).
+    assert _when(second.json()["created_at"]) < _when(rest[-1]["created_at"])
+    alone = generate(node.url, prompt=PROMPT, stream=False, options={"temperature": 0, "num_predict": TOKENS})
+    assert alone.json()["response"] == reference_text
+
+
+def _when(created_at: str) -> datetime:
+    return datetime.fromisoformat(created_at.replace("Z", "+00:00"))
 
 
 def test_bad_generation_requests(node: ServedNode) -> None:

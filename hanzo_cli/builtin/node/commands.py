@@ -14,6 +14,7 @@ from hanzo_cli.builtin.node.constants import (
     DEFAULT_IP,
     DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_LOADED,
+    DEFAULT_PARALLEL,
     DEFAULT_PORT,
     ENV_API_KEY,
     MAX_BODY_BYTES,
@@ -70,6 +71,14 @@ from hanzo_cli.builtin.node.constants import (
     help="Built-in node: bytes of model files loaded at once; the least recently used idle model is "
     "unloaded to stay under it (0: no budget).",
 )
+@click.option(
+    "--parallel",
+    default=DEFAULT_PARALLEL,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Built-in node: generations each model decodes at once (continuous batching; each gets a full "
+    "context, so KV-cache memory grows with it).",
+)
 @click.option("--pull-missing", is_flag=True, help="Built-in node: pull a requested model that is not local.")
 @click.option(
     "--max-body",
@@ -104,6 +113,7 @@ def start_cmd(
     foreground: bool,
     max_loaded: int,
     max_memory: int,
+    parallel: int,
     keep_alive: str,
     pull_missing: bool,
     max_body: int,
@@ -126,6 +136,7 @@ def start_cmd(
     except ValueError as exc:
         raise UsageError(f"--keep-alive: {exc}") from None
     server_args = ["--max-loaded", str(max_loaded), "--keep-alive", keep_alive, "--max-body", str(max_body)]
+    server_args += ["--parallel", str(parallel)]
     if max_memory:
         server_args += ["--max-memory", str(max_memory)]
     if pull_missing:

@@ -38,6 +38,8 @@ BATCH_WINDOW = 0.002
 MAX_BATCH_TEXTS = 32
 #: Largest request body accepted (413 above it); ``--max-body`` changes it.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Generations one model decodes at once (Ollama's OLLAMA_NUM_PARALLEL); each gets a full context.
+DEFAULT_PARALLEL = 4
 #: Models loaded at once before the least recently used idle one is unloaded (Ollama's default on CPU).
 DEFAULT_MAX_LOADED = 3
 #: Seconds an on-demand model stays loaded after its last request (Ollama's default, 5m).

@@ -74,6 +74,8 @@ class ModelHost:
     role: str = "embed"
     #: Seconds to stay loaded after the last request: None forever, 0 unload at once.
     keep_alive: float | None = None
+    #: Generations the worker decodes at once.
+    parallel: int = 1
     facts: ModelFacts | None = None
     gguf: GGUFInfo | None = None
     error: str | None = None  # why the load failed
@@ -128,6 +130,7 @@ class ModelHost:
                 self.ref,
                 self.role,
                 self.runtime or "",
+                str(self.parallel),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 # stderr: inherited, the node's log

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 
 from hanzo_cli.api import HanzoError, ModelInfo
 from hanzo_cli.builtin.node.bodies import APIError
-from hanzo_cli.builtin.node.constants import DEFAULT_KEEP_ALIVE, DEFAULT_MAX_LOADED, REAP_INTERVAL
+from hanzo_cli.builtin.node.constants import (
+    DEFAULT_KEEP_ALIVE,
+    DEFAULT_MAX_LOADED,
+    DEFAULT_PARALLEL,
+    REAP_INTERVAL,
+)
 from hanzo_cli.builtin.node.describe import capabilities, gguf_of
 from hanzo_cli.builtin.node.host import ModelHost
 
@@ -45,6 +50,8 @@ class PoolSettings:
     runtime: str | None = None
     #: Bytes of model files loaded at once (0: no budget); the weights dominate a model's memory.
     max_memory: int = 0
+    #: Generations a model decodes at once (continuous batching where the runtime can).
+    parallel: int = DEFAULT_PARALLEL
 
 
 def plain(name: str) -> str:
@@ -159,7 +166,14 @@ class ModelPool:
                 host = None
             if host is None:
                 await self._make_room(info)
-                host = ModelHost(info, self.display_name(info), self.settings.runtime, role, keep_alive)
+                host = ModelHost(
+                    info,
+                    self.display_name(info),
+                    self.settings.runtime,
+                    role,
+                    keep_alive,
+                    self.settings.parallel,
+                )
                 self.hosts[key] = host
                 host.start_loading()
             return host

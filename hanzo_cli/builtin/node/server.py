@@ -19,6 +19,7 @@ from hanzo_cli.builtin.node.constants import (
     DEFAULT_IP,
     DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_LOADED,
+    DEFAULT_PARALLEL,
     DEFAULT_PORT,
     ENV_API_KEY,
     MAX_BODY_BYTES,
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep-alive", default=str(DEFAULT_KEEP_ALIVE), help="seconds or a duration (5m); <0 forever"
     )
+    parser.add_argument(
+        "--parallel", type=int, default=DEFAULT_PARALLEL, help="generations each model decodes at once"
+    )
     parser.add_argument("--max-memory", type=int, default=0, help="bytes of models loaded at once (0: any)")
     parser.add_argument(
         "--pull-missing", action="store_true", help="pull a requested model that is not local"
@@ -71,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: --keep-alive: {exc}", file=sys.stderr)
         return 2
     names = args.name + args.model[len(args.name) :]
-    settings = PoolSettings(args.max_loaded, keep_alive, args.pull_missing, args.runtime, args.max_memory)
+    if args.parallel < 1:
+        print("Error: --parallel must be at least 1", file=sys.stderr)
+        return 2
+    settings = PoolSettings(
+        args.max_loaded, keep_alive, args.pull_missing, args.runtime, args.max_memory, args.parallel
+    )
     pool = ModelPool(settings, list(zip(args.model, names, strict=True)))
     config = uvicorn.Config(
         create_app(pool, api_key, args.max_body, args.max_inputs),

@@ -1,4 +1,4 @@
-"""A model's worker process: ``python -m hanzo_cli.builtin.node.worker REF ROLE [RUNTIME]``.
+"""A model's worker process: ``python -m hanzo_cli.builtin.node.worker REF ROLE [RUNTIME [PARALLEL]]``.
 
 The node runs each loaded model in a worker of its own (as Ollama runs its runners), so a model that
 crashes the runtime (a native abort, an out-of-memory kill) takes down only its worker: the node
@@ -52,8 +52,9 @@ def read_frame(source: BinaryIO) -> Any:
 class Worker:
     """The model and the requests for it, one at a time."""
 
-    def __init__(self, ref: str, role: str, runtime: str | None, out: BinaryIO) -> None:
+    def __init__(self, ref: str, role: str, runtime: str | None, out: BinaryIO, parallel: int = 1) -> None:
         self.ref, self.role, self.runtime, self.out = ref, role, runtime, out
+        self.parallel = parallel  # generations decoded at once (the runtime's own limit may be lower)
         self.lock = threading.Lock()
         self.cancelled: set[int] = set()
         self.model: Any = None
@@ -67,7 +68,8 @@ class Worker:
         from hanzo_cli.embedding import EmbeddingModel, load_embedding_model, load_reranker
 
         if self.role == "generate":
-            model = load_generation_model(self.ref, runtime=self.runtime, pull=False)
+            options = {"parallel": self.parallel}
+            model = load_generation_model(self.ref, runtime=self.runtime, pull=False, runtime_options=options)
             self.model = model
             template = getattr(model.generator, "chat_template", None)
             return {"kind": "generator", "runtime": model.runtime.name, "chat_template": bool(template)}
@@ -83,6 +85,14 @@ class Worker:
         return {"kind": "embedding", "runtime": self.model.runtime.name, "dimensions": self.model.dimensions}
 
     def handle(self, request: dict[str, Any]) -> None:
+        """Answer one request. Generations run in threads of their own when the generator decodes
+        several at once (its ``parallel``), so they overlap; everything else runs here, in order."""
+        if request["op"] == "generate" and getattr(self.model.generator, "parallel", 1) > 1:
+            threading.Thread(target=self._answer, args=(request,), daemon=True).start()
+        else:
+            self._answer(request)
+
+    def _answer(self, request: dict[str, Any]) -> None:
         ident = request["id"]
         if ident in self.cancelled:
             self.cancelled.discard(ident)
@@ -99,15 +109,24 @@ class Worker:
         self.send({"id": ident, "ok": value})
 
     def _generate(self, ident: int, prompt: str, options: Any) -> None:
-        for chunk in self.model.generator.generate(prompt, options):
-            self.send({"id": ident, "chunk": chunk})
-            if chunk.finish_reason is not None:
-                return
-            if ident in self.cancelled:
-                self.cancelled.discard(ident)
-                print(f"stopped generating with {self.ref}: the request ended (client gone)", file=sys.stderr)
-                self.send({"id": ident, "cancelled": True})
-                return
+        chunks = self.model.generator.generate(prompt, options)
+        try:
+            for chunk in chunks:
+                self.send({"id": ident, "chunk": chunk})
+                if chunk.finish_reason is not None:
+                    return
+                if ident in self.cancelled:
+                    self.cancelled.discard(ident)
+                    print(
+                        f"stopped generating with {self.ref}: the request ended (client gone)",
+                        file=sys.stderr,
+                    )
+                    self.send({"id": ident, "cancelled": True})
+                    return
+        finally:
+            close = getattr(chunks, "close", None)
+            if callable(close):
+                close()  # stops the generation now, not when the iterator is collected
 
     # -- operations ----------------------------------------------------------------------------------
 
@@ -170,11 +189,12 @@ def _check_lengths(embedder: Any, texts: list[str]) -> None:
 def main(argv: list[str]) -> int:
     ref, role = argv[0], argv[1]
     runtime = argv[2] if len(argv) > 2 and argv[2] else None
+    parallel = int(argv[3]) if len(argv) > 3 else 1
     # Frames go to a private copy of stdout; whatever else writes to fd 1 lands in the log (stderr).
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     source = sys.stdin.buffer
-    worker = Worker(ref, role, runtime, out)
+    worker = Worker(ref, role, runtime, out, parallel)
     try:
         facts = worker.load()
     except Exception as exc:  # noqa: BLE001 - the node reports it as the model's load error

@@ -110,7 +110,7 @@ def _init() -> None:
             _initialised = True
 
 
-def _failure(what: str) -> HanzoError:
+def failure(what: str) -> HanzoError:
     detail = "; ".join(_errors)
     _errors.clear()
     return HanzoError(f"{what}: {detail}" if detail else what)
@@ -132,7 +132,7 @@ class LlamaModel:
         params = lc.llama_model_default_params()
         model = lc.llama_model_load_from_file(str(path).encode(), params)
         if not model:
-            raise _failure(f"llama.cpp cannot load {path}")
+            raise failure(f"llama.cpp cannot load {path}")
         self.path = path
         self.ptr = model
         self.vocab = lc.llama_model_get_vocab(model)
@@ -240,7 +240,7 @@ class Encoder:
         _errors.clear()
         ctx = lc.llama_init_from_model(self.model.ptr, params)
         if not ctx:
-            raise _failure(f"llama.cpp cannot create a {size}-token context for {self.model.path}")
+            raise failure(f"llama.cpp cannot create a {size}-token context for {self.model.path}")
         self._ctx, self._size, self._n_seq_max = ctx, size, params.n_seq_max
         self._batch = lc.llama_batch_init(size, 0, 1)
 
@@ -263,11 +263,11 @@ class Encoder:
         _errors.clear()
         rc = lc.llama_decode(self._ctx, batch)
         if rc != 0:
-            raise _failure(f"llama.cpp failed to process a batch of {j} tokens (code {rc})")
+            raise failure(f"llama.cpp failed to process a batch of {j} tokens (code {rc})")
         for seq_id in range(len(sequences)):
             ptr = lc.llama_get_embeddings_seq(self._ctx, seq_id)
             if not ptr:
-                raise _failure("llama.cpp returned no pooled output")
+                raise failure("llama.cpp returned no pooled output")
             out[seq_id] = np.ctypeslib.as_array(ptr, shape=(self.n_out,))
 
     def _free_context(self) -> None:
