@@ -1,6 +1,6 @@
 """Throughput and memory of hanzo_cli.download.download against curl, on loopback.
 
-    .venv/bin/python benchmarks/bench_download.py [--size-mib 1024] [--runs 3] [--connections 1,4]
+    .venv/bin/python benchmarks/bench_download.py [--size-mib 1024] [--runs 3] [--connections 1,4] [--pycurl]
 
 A random file is served by the test file server (tests/fixtures/fileserver.py, which uses
 sendfile, so the server costs little CPU) running in this process; curl and our downloader, each
@@ -58,6 +58,26 @@ t1 = time.perf_counter()
 r = dl.download(url, Path(dest), sha256=sha, connections=conns)
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "download_s": t2 - t1, "size": r.size, "sha256": r.sha256}))
+"""
+# The libcurl binding weighed in issue 16: pycurl into the same file, hashed as it lands (one connection;
+# libcurl calls back into Python for every block, as any pycurl download that verifies must).
+_PYCURL = r"""
+import hashlib, sys
+import pycurl
+url, dest, sha = sys.argv[1], sys.argv[2], sys.argv[3]
+h = hashlib.sha256()
+with open(dest, "wb") as f:
+    def write(block):
+        f.write(block)
+        h.update(block)
+    c = pycurl.Curl()
+    c.setopt(pycurl.URL, url)
+    c.setopt(pycurl.BUFFERSIZE, 1 << 20)
+    c.setopt(pycurl.WRITEFUNCTION, write)
+    c.perform()
+    c.close()
+if sha and h.hexdigest() != sha:
+    raise SystemExit("pycurl: wrong digest")
 """
 _TIME = "/usr/bin/time"  # GNU time: its child's peak RSS is the child's own
 
@@ -127,6 +147,11 @@ def main() -> None:
         action="store_true",
         help="also time the body read through httpx's iter_raw instead of the socket (the earlier path)",
     )
+    ap.add_argument(
+        "--pycurl",
+        action="store_true",
+        help="also time pycurl (libcurl's binding; not a dependency) verifying the sha256",
+    )
     args = ap.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed for the comparison")
@@ -162,6 +187,10 @@ def main() -> None:
                 ),
             ]
             expected = "" if args.no_verify else digest
+            if args.pycurl:
+                variants.append(
+                    Variant("pycurl, sha256 verified", [sys.executable, "-c", _PYCURL, url, str(out), digest])
+                )
             for conns in [int(c) for c in args.connections.split(",") if c.strip()]:
                 name = f"hanzo, {conns} conn" + ("" if args.no_verify else ", sha256 verified")
                 argv = [sys.executable, "-c", _CHILD, url, str(out), expected, str(conns), "0", "0"]
@@ -209,6 +238,11 @@ def main() -> None:
             if v.inner:
                 line += f"   (inside download(): {size / MiB / statistics.median(v.inner):.1f} MiB/s)"
             print(line)
+        pycurl_runs = [v for v in variants if v.name.startswith("pycurl")]
+        for v in variants:
+            if v.name.startswith("hanzo") and pycurl_runs:
+                ratio = statistics.median(pycurl_runs[0].times) / statistics.median(v.times)
+                print(f"{v.name}: pycurl / hanzo = {ratio:.2f}")
         for v in variants:
             if v.name.startswith("hanzo"):
                 med = statistics.median(v.times)
