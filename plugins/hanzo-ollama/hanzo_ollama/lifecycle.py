@@ -33,6 +33,7 @@ from hanzo_cli.api import (
     Store,
     atomic_write,
     digest_hex,
+    info,
     lock_is_held,
     parse_manifest,
     remove_unless_locked,
@@ -110,16 +111,18 @@ def _shared_client() -> httpx.Client:
 
 def remote_version(store: Store, model: ModelInfo, options: PullOptions) -> RemoteVersion | None:
     """The manifest the model's tag points at now: one GET of the manifest (the bytes give both the
-    digest and the layers, so nothing else is asked)."""
+    digest and the layers, so nothing else is asked), from where a pull would take it: the first of
+    the registry's mirrors that has it, else the registry. (Asking the registry while pulls use a
+    mirror's copy would report an update that ``model:update`` then never brings.)"""
     import httpx
 
-    from hanzo_ollama.registry import RegistryClient, RegistryName
+    from hanzo_ollama.registry import RegistryName, RegistrySources
 
     if ManifestName.parse(model.name).host == LOCAL_HOST:
         return None  # imported by hand: no registry to ask
     target = RegistryName.parse(model.name, insecure=options.insecure)
     try:
-        raw = RegistryClient(target, _shared_client()).fetch_manifest()
+        raw = RegistrySources(target, _shared_client(), info).fetch_manifest()
     except httpx.HTTPError as exc:
         raise HanzoError(f"cannot reach registry {target.name.host}: {exc or type(exc).__name__}") from None
     manifest = parse_manifest(raw)
