@@ -18,7 +18,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,8 +259,10 @@ class Store:
         client: httpx.Client | None = None,
         desc: str | None = None,
         bar: ProgressBar | None = None,
+        before_fetch: Callable[[], None] | None = None,
     ) -> Path:
-        """Download a blob into the store (resumable, verified), unless a verified copy is there."""
+        """Download a blob into the store (resumable, verified), unless a verified copy is there
+        (``before_fetch``: see :func:`hanzo_cli.download.download`)."""
         from hanzo_cli.download import download
         from hanzo_cli.verified import record_verified
 
@@ -277,6 +279,7 @@ class Store:
             desc=desc or f"pulling {digest_hex(digest)[:12]}",
             bar=bar,
             partial=self.partial_path(digest),
+            before_fetch=before_fetch,
         )
         record_verified(path, result.sha256)
         return path

@@ -68,6 +68,7 @@ def download(
     stall_timeout: float = 30.0,
     retries: int = 6,
     notify: Notify | None = None,
+    before_fetch: Callable[[], None] | None = None,
 ) -> DownloadResult:
     """Download ``url`` to ``dest``, resuming a partial from an earlier attempt, and verify it.
 
@@ -81,7 +82,9 @@ def download(
     ``<partial>.lock``). ``connections`` caps the parallel ranged requests (default:
     HANZO_DOWNLOAD_CONNECTIONS or 4). A part that receives nothing for ``stall_timeout`` seconds
     is retried; each part gets ``retries`` retries with exponential backoff, renewed whenever it
-    makes progress.
+    makes progress. ``before_fetch`` runs once this process is the one to download (it holds the
+    lock and ``dest`` is not complete), before any request: a caller may wait there for the
+    server to be ready (a registry mirror caching the file from its upstream).
 
     Raises RemoteFileNotFoundError (404/410), AuthenticationError (401/403), IntegrityError (wrong
     size or sha256; nothing is kept), DiskFullError (partial kept), DownloadError (other refusals,
@@ -105,6 +108,8 @@ def download(
     shared.parent.mkdir(parents=True, exist_ok=True)
 
     def run(partial_path: Path) -> DownloadResult:
+        if before_fetch is not None:
+            before_fetch()
         job = Job(
             url=url,
             dest=dest,

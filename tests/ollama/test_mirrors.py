@@ -5,18 +5,21 @@ remoteurl:``), or as a plain mirror holding a copy, or not running at all."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hanzo_ollama import pullthrough
 
-from hanzo_cli.store import Store
+from hanzo_cli.store import ManifestName, Store
 from tests.fixtures.registry import Registry, find_registry_binary, free_port, require_or_skip, start_registry
-from tests.helpers import assert_one_line_error, run_hanzo
+from tests.helpers import assert_one_line_error, hanzo_json, run_hanzo
 
 MiB = 1024 * 1024
 
@@ -53,35 +56,125 @@ def mirrors_env(upstream: Registry, *mirror_urls: str) -> dict[str, str]:
     return {"HANZO_REGISTRY_MIRRORS": ",".join(f"{upstream.host}={url}" for url in mirror_urls)}
 
 
+def _pull_concurrently(
+    upstream: Registry, cache: Registry, homes: list[Path | None]
+) -> list[tuple[int, str]]:
+    """``model:pull`` of ns/model:v1 in one process per entry of ``homes`` at once, through
+    ``cache``; each with its own HANZO_HOME (a machine of its own), or the test's when None."""
+    args = [
+        sys.executable,
+        "-m",
+        "hanzo_cli",
+        "model:pull",
+        "--insecure",
+        f"ollama:{upstream.host}/ns/model:v1",
+    ]
+    procs = []
+    for home in homes:
+        env = {**os.environ, **mirrors_env(upstream, cache.url)}
+        if home is not None:
+            env.update(HOME=str(home), HANZO_HOME=str(home / "hanzo"))
+        procs.append(
+            subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    return [(p.returncode, err) for p, err in zip(procs, errs, strict=True)]
+
+
+def _waited_lines(results: list[tuple[int, str]]) -> list[str]:
+    return [
+        line for _rc, err in results for line in err.splitlines() if "waiting for it to be cached" in line
+    ]
+
+
+# Large enough that what an aborted stream costs the upstream (socket buffers: up to ~4 MiB each on
+# loopback, whose 64 KiB segments make the kernel's buffers large) stays within the 5 %.
+FLEET_BLOB = 128 * MiB
+
+
 def test_eight_concurrent_pulls_through_a_pull_through_cache(upstream: Registry, tmp_path: Path) -> None:
-    data, digest = push_model(upstream)
+    data, digest = push_model(upstream, FLEET_BLOB)
     cache = _start(tmp_path / "cache", proxy_remote=upstream.url)
     try:
-        env = {**os.environ, **mirrors_env(upstream, cache.url)}
-        args = [
-            sys.executable,
-            "-m",
-            "hanzo_cli",
-            "model:pull",
-            "--insecure",
-            f"ollama:{upstream.host}/ns/model:v1",
-        ]
-        procs = [
-            subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(8)
-        ]
-        outs = [p.communicate(timeout=120) for p in procs]
+        results = _pull_concurrently(upstream, cache, [None] * 8)
     finally:
         cache.stop()
-    assert [p.returncode for p in procs] == [0] * 8, [err for _out, err in outs]
-    assert all("mirror" not in err for _out, err in outs)  # nobody fell back to the upstream
+    assert [rc for rc, _err in results] == [0] * 8, [err for _rc, err in results]
+    assert not any("instead" in err or "streaming it" in err for _rc, err in results)  # nobody fell back
     assert Store.default().blob_path(digest).read_bytes() == data
     # The cache holds the blob now: it served the pulls.
     assert list(cache.root.rglob(f"blobs/sha256/{digest[7:9]}/{digest[7:]}/data"))
-    # The eight pulls share one store, so one process downloads while seven wait for it. The
-    # cache (distribution 2.8's proxyblobstore) fetches an uncached blob twice from its upstream:
-    # once into its storage, once streamed to that first client.
+    # One process downloads (the store is shared) and it alone asked the cache, which was filling
+    # itself from the upstream: it waited for that fill instead of taking a second stream of it.
+    assert len(_waited_lines(results)) == 1, [err for _rc, err in results]
+    assert blob_bytes_served(upstream, digest) <= 1.05 * len(data)
+
+
+def test_eight_machines_at_once_through_a_pull_through_cache(upstream: Registry, tmp_path: Path) -> None:
+    """Eight stores (eight machines of a fleet): each downloads, none takes its own upstream copy."""
+    data, digest = push_model(upstream, 64 * MiB)
+    cache = _start(tmp_path / "cache", proxy_remote=upstream.url)
+    homes = [tmp_path / f"machine{i}" for i in range(8)]
+    try:
+        results = _pull_concurrently(upstream, cache, list[Path | None](homes))
+    finally:
+        cache.stop()
+    assert [rc for rc, _err in results] == [0] * 8, [err for _rc, err in results]
+    for home in homes:
+        assert Store(home / "hanzo" / "models").blob_path(digest).read_bytes() == data
+    # Without waiting for the fill each machine's pull is one more upstream copy (9 in all). What
+    # is left over one is each machine's aborted first look: its socket buffers, up to ~4 MiB on
+    # loopback (~0.1 MiB where segments are 1.5 KB).
     assert blob_bytes_served(upstream, digest) <= 2 * len(data)
+
+
+def test_no_wait_on_a_mirror_that_serves_ranges(upstream: Registry, tmp_path: Path) -> None:
+    """A mirror holding a copy answers the first look with 206: the pull starts at once."""
+    data = os.urandom(pullthrough.MIN_WAIT_BYTES)
+    upstream.push_ollama_model("ns/model", "v1", [("model", data)])
+    copy = _start(tmp_path / "copy")
+    try:
+        copy.push_ollama_model("ns/model", "v1", [("model", data)])
+        proc = run_hanzo(
+            "model:pull",
+            "--insecure",
+            f"ollama:{upstream.host}/ns/model:v1",
+            env=mirrors_env(upstream, copy.url),
+        )
+    finally:
+        copy.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert "registry mirror" not in proc.stderr
+
+
+def test_the_wait_for_a_fill_is_bounded(
+    upstream: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bound (here: at once) the caller is told to stream the blob, with one more line."""
+    digest = upstream.push_blob("ns/model", os.urandom(pullthrough.MIN_WAIT_BYTES))
+    cache = _start(tmp_path / "cache", proxy_remote=upstream.url)
+    monkeypatch.setattr(pullthrough, "WAIT_SLACK", 0.0)
+    monkeypatch.setattr(pullthrough, "SLOW_FILL", 1 << 60)
+    lines: list[str] = []
+    try:
+        url = cache.blob_url("ns/model", digest)
+        cached = pullthrough.wait_until_cached(
+            url, pullthrough.MIN_WAIT_BYTES, {}, lines.append, mirror=cache.url, label=digest[7:19]
+        )
+        assert not cached
+        assert len(lines) == 2 and "waiting for it to be cached" in lines[0] and "streaming it" in lines[1]
+        # Once the fill is done the mirror serves the blob from storage: nothing to wait for.
+        deadline = time.monotonic() + 60
+        while (answer := pullthrough.first_byte(url, {})) is not None and answer.streams_from_upstream:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert answer is not None and answer.status == 206
+        assert pullthrough.wait_until_cached(
+            url, pullthrough.MIN_WAIT_BYTES, {}, lines.append, mirror=cache.url, label=digest[7:19]
+        )
+        assert len(lines) == 2
+    finally:
+        cache.stop()
 
 
 def test_mirror_down_falls_back_with_one_line(upstream: Registry) -> None:
@@ -158,3 +251,25 @@ def test_the_setting_is_registered() -> None:
     assert proc.returncode == 0, proc.stderr
     proc = run_hanzo("config:get", "registry.mirrors")
     assert "registry.ollama.ai=http://127.0.0.1:5000" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+def test_update_checks_ask_the_mirrors_first(upstream: Registry, tmp_path: Path) -> None:
+    """model:outdated reads the manifest where a pull would: here the upstream is gone, and the
+    mirror's copy answers."""
+    push_model(upstream)
+    name = f"{upstream.host}/ns/model:v1"
+    pulled = hanzo_json("model:pull", "--insecure", f"ollama:{name}", "--json")
+    copy = _start(tmp_path / "copy", access_log=True)
+    try:
+        stored = Store.default()
+        manifest = json.loads(stored.manifest_path(ManifestName.parse(name)).read_bytes())
+        for layer in [manifest["config"], *manifest["layers"]]:
+            copy.push_blob("ns/model", stored.blob_path(layer["digest"]).read_bytes())
+        copy.push_manifest("ns/model", "v1", stored.manifest_path(ManifestName.parse(name)).read_bytes())
+        upstream.stop()
+        [row] = hanzo_json("model:outdated", "--insecure", "--json", env=mirrors_env(upstream, copy.url))
+        asked = copy.log.read_text()
+    finally:
+        copy.stop()
+    assert (row["name"], row["status"], row["latest"]) == (name, "up-to-date", pulled["digest"])
+    assert '"GET /v2/ns/model/manifests/v1 HTTP/1.1" 200' in asked

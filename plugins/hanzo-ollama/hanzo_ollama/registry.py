@@ -46,6 +46,7 @@ from hanzo_cli.api import (
     ManifestName,
     NotFoundError,
     RemoteFileNotFoundError,
+    digest_hex,
     get_setting,
 )
 
@@ -331,12 +332,25 @@ class RegistrySources:
         self._pull(self.upstream, store, layer, desc)
 
     def _pull(self, source: RegistryClient, store: Store, layer: Layer, desc: str) -> None:
+        url = source.target.blob_url(layer.digest)
+        wait = None
+        if source is not self.upstream:
+
+            def wait() -> None:
+                # Only the process that downloads (it holds the blob's lock) asks the mirror.
+                from hanzo_ollama.pullthrough import wait_until_cached
+
+                wait_until_cached(
+                    url,
+                    layer.size,
+                    source.auth_headers(),
+                    self._notify,
+                    mirror=source.target.endpoint or source.host,
+                    label=digest_hex(layer.digest)[:12],
+                )
+
         store.pull_blob(
-            layer.digest,
-            source.target.blob_url(layer.digest),
-            size=layer.size,
-            headers=source.auth_headers(),
-            desc=desc,
+            layer.digest, url, size=layer.size, headers=source.auth_headers(), desc=desc, before_fetch=wait
         )
 
     def _passed_over(self, mirror: RegistryClient, reason: str) -> None:
