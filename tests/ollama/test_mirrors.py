@@ -273,3 +273,12 @@ def test_update_checks_ask_the_mirrors_first(upstream: Registry, tmp_path: Path)
         copy.stop()
     assert (row["name"], row["status"], row["latest"]) == (name, "up-to-date", pulled["digest"])
     assert '"GET /v2/ns/model/manifests/v1 HTTP/1.1" 200' in asked
+
+
+def test_a_mirror_that_cannot_be_asked_is_not_waited_for() -> None:
+    """No answer to the first look: the download goes ahead (and reports what is wrong)."""
+    url = f"http://127.0.0.1:{free_port()}/v2/ns/model/blobs/sha256:{'0' * 64}"
+    assert pullthrough.first_byte(url, {}) is None
+    lines: list[str] = []
+    assert pullthrough.wait_until_cached(url, 1 << 30, {}, lines.append, mirror="m", label="x")
+    assert lines == []

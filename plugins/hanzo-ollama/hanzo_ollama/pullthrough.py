@@ -19,7 +19,9 @@ size; past that, hanzo streams from the mirror as before.
 The question is asked over a bare socket with a small receive buffer and segment size set before
 connecting, and closed with a reset the moment the headers are in, so a streaming mirror gets as
 little as possible in before it notices. (``HEAD`` would be worse: Go's server discards a HEAD
-body, so the mirror streams the whole blob from its upstream into nothing.)
+body, so the mirror streams the whole blob from its upstream into nothing.) When the question cannot
+be asked that way (no answer: a mirror reached only through an HTTP proxy, say), hanzo downloads
+without waiting.
 """
 
 from __future__ import annotations
