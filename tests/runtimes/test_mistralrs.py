@@ -93,7 +93,7 @@ def test_a_batch_equals_one_text_at_a_time(tiny_qwen3_folder: Path, mistral_vect
     assert np.allclose(one_by_one, mistral_vectors, atol=1e-5)
 
 
-def test_runtime_declares_safetensors_folders_only() -> None:
+def test_runtime_embeds_safetensors_folders_only() -> None:
     from hanzo_mistralrs.runtime import MistralRsRuntime
 
     rt = MistralRsRuntime()
