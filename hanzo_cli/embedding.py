@@ -94,17 +94,32 @@ class EmbeddingModel:
     ) -> list[list[float]]:
         """One L2-normalised vector per text. ``query`` (or an ``instruction``) marks the texts as
         search queries; ``dimensions`` keeps the first N values, normalised again."""
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not one string")
+        vectors = self.embed_array(texts, query=query, instruction=instruction, dimensions=dimensions)
+        return vectors.tolist()  # type: ignore[no-any-return]
+
+    def embed_array(
+        self,
+        texts: Sequence[str],
+        *,
+        query: bool = False,
+        instruction: str | None = None,
+        dimensions: int | None = None,
+    ) -> np.ndarray:
+        """:meth:`embed` as a C-contiguous float32 array, one row per text (``(0, size)`` for no
+        texts): the node hands these on without making Python floats of them."""
         import numpy as np
 
         if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of texts, not one string")
+            raise TypeError("embed_array() takes a sequence of texts, not one string")
         size = self._check_dimensions(dimensions)
         texts = [self.prepare(t, query=query, instruction=instruction) for t in texts]
         if not texts:
-            return []
+            return np.empty((0, size), dtype=np.float32)
         with self._lock:
             raw = NativeCall.run(self.native, lambda: self.embedder.embed(texts))
-        return normalize(np.asarray(raw, dtype=np.float32)[:, :size]).tolist()  # type: ignore[no-any-return]
+        return np.ascontiguousarray(normalize(np.asarray(raw, dtype=np.float32)[:, :size]), dtype=np.float32)
 
     def prepare(self, text: str, *, query: bool = False, instruction: str | None = None) -> str:
         """The text as the model should see it: with the query instruction where the model uses one."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-import struct
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from hanzo_cli.builtin.node.keepalive import parse_keep_alive
 
@@ -89,5 +90,17 @@ def keep_alive_seconds(value: Any) -> float | None:
         raise APIError(400, str(exc), "keep_alive") from None
 
 
+class VectorsResponse(JSONResponse):
+    """JSON written by orjson, for bodies that carry vectors: numpy arrays go in as they are and
+    float32 values in their shortest form (``0.0123``, as Ollama's Go encoder writes float32), not as
+    the float64 digits of the same value; several times faster than ``json.dumps`` of Python floats."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def float32_base64(vector: Sequence[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    """OpenAI's ``encoding_format: base64``: the little-endian float32 bytes."""
+    import numpy as np
+
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from hanzo_cli.api import GenerationChunk, GGUFInfo, ModelInfo, SamplingOptions
 from hanzo_cli.builtin.node.bodies import APIError
@@ -26,9 +26,13 @@ from hanzo_cli.builtin.node.constants import BATCH_WINDOW, MAX_BATCH_TEXTS, STOP
 from hanzo_cli.builtin.node.describe import gguf_of
 from hanzo_cli.builtin.node.worker import HEADER
 
+if TYPE_CHECKING:
+    import numpy as np
+
 log = logging.getLogger("hanzo.node")
 
-Vectors = list[list[float]]
+#: A request's vectors: float32, one row per text, as the worker sent them (never Python floats).
+Vectors: TypeAlias = "np.ndarray"
 WORKER_MODULE = "hanzo_cli.builtin.node.worker"
 
 
@@ -258,7 +262,9 @@ class ModelHost:
         if facts.kind != "embedding":
             raise APIError(400, f"{self.name} is a reranker: use POST /v1/rerank")
         if not request.texts:
-            return [], 0
+            import numpy as np
+
+            return np.empty((0, facts.dimensions or 0), dtype=np.float32), 0
         future: asyncio.Future[tuple[Vectors, int | None]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(request, future))
         return await future

@@ -92,11 +92,12 @@ def hanzod_binary() -> str | None:
 def require_server_stack() -> None:
     """The built-in node's web stack, or a one-line error naming the extra that installs it."""
     try:
+        import orjson  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise MissingPluginError(
-            f"the built-in node needs {exc.name or 'starlette and uvicorn'}; "
+            f"the built-in node needs {exc.name or 'starlette, uvicorn and orjson'}; "
             "install it with: pip install 'hanzo-cli[node]'"
         ) from None
 

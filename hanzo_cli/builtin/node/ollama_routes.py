@@ -14,6 +14,7 @@ from hanzo_cli.api import HanzoError, ModelInfo
 from hanzo_cli.builtin.node import describe
 from hanzo_cli.builtin.node.bodies import (
     APIError,
+    VectorsResponse,
     dimensions_field,
     keep_alive_seconds,
     model_field,
@@ -59,7 +60,7 @@ async def embed(request: Request) -> Response:
     }
     if tokens is not None:
         body["prompt_eval_count"] = tokens
-    return JSONResponse(body)
+    return VectorsResponse(body)
 
 
 async def embeddings(request: Request) -> Response:
@@ -70,7 +71,7 @@ async def embeddings(request: Request) -> Response:
         raise APIError(400, "prompt must be a string")
     async with pool_of(request).use(model_field(data), keep_alive_field(data)) as host:
         vectors, _ = await host.embed(EmbedRequest([prompt] if prompt else [], normalize=False))
-    return JSONResponse({"embedding": vectors[0] if vectors else []})
+    return VectorsResponse({"embedding": vectors[0] if len(vectors) else []})
 
 
 async def tags(request: Request) -> Response:

@@ -4,7 +4,6 @@ and Jina's body) for rerankers. Errors on these routes are OpenAI's error object
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from hanzo_cli.builtin.node import describe
 from hanzo_cli.builtin.node.bodies import (
     APIError,
+    VectorsResponse,
     dimensions_field,
     documents_field,
     float32_base64,
@@ -43,11 +43,14 @@ async def embeddings(request: Request) -> Response:
     requested = model_field(data)
     async with pool_of(request).use(requested, keep_alive_field(data)) as host:
         vectors, tokens = await host.embed(embed_request)
-    encode: Callable[[list[float]], Any] = float32_base64 if encoding == "base64" else list
-    items = [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)]
+    packed = encoding == "base64"
+    items = [
+        {"object": "embedding", "index": i, "embedding": float32_base64(v) if packed else v}
+        for i, v in enumerate(vectors)
+    ]
     usage = {"prompt_tokens": tokens or 0, "total_tokens": tokens or 0}
     model = requested or host.name
-    return JSONResponse({"object": "list", "data": items, "model": model, "usage": usage})
+    return VectorsResponse({"object": "list", "data": items, "model": model, "usage": usage})
 
 
 async def rerank(request: Request) -> Response:

@@ -21,7 +21,10 @@ import queue
 import struct
 import sys
 import threading
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HEADER = struct.Struct(">I")
 
@@ -132,7 +135,11 @@ class Worker:
 
     def op_embed(
         self, texts: list[str], dimensions: int | None, normalize: bool, truncate: bool
-    ) -> tuple[list[list[float]], list[int] | None]:
+    ) -> tuple[np.ndarray, list[int] | None]:
+        """The vectors as one float32 array (pickled as its bytes, not as Python floats) and each
+        text's token count."""
+        import numpy as np
+
         model = self.model
         prepared = [model.prepare(text) for text in texts]
         embedder: Any = model.embedder
@@ -140,9 +147,9 @@ class Worker:
             _check_lengths(embedder, prepared)
         if normalize:
             size = dimensions if dimensions is not None and dimensions < model.dimensions else None
-            vectors = model.embed(texts, dimensions=size)
+            vectors = model.embed_array(texts, dimensions=size)
         else:
-            vectors = [list(v) for v in embedder.embed(prepared)]
+            vectors = np.ascontiguousarray(embedder.embed(prepared), dtype=np.float32)
         tokenize = getattr(embedder, "tokenize", None)  # for the APIs' usage fields, where it exists
         counts = [len(tokenize(text)) for text in prepared] if callable(tokenize) else None
         return vectors, counts
