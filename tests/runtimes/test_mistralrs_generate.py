@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,12 +144,21 @@ def test_sampling_options_and_what_mistralrs_cannot_do(gemma: MistralRsGenerator
 
 
 def test_closing_the_stream_stops_generating(gemma: MistralRsGenerator, gemma_text: str) -> None:
-    """The runner decodes one sequence at a time: had the closed one gone on to its 4000 tokens, the
-    next request would wait behind it; it answers, with the same text."""
+    """The runner decodes one sequence at a time, so a request made after closing a stream waits for
+    whatever that stream left running. Had the closed one gone on to its 4000 tokens, the next 24-token
+    request would take ~170 times as long as one alone; it takes about as long (a margin of 10x is
+    left for a busy machine)."""
+    start = time.perf_counter()
+    assert text_of(list(gemma.generate(PROMPT, GREEDY))) == gemma_text
+    alone = time.perf_counter() - start
+
     stream = gemma.generate("Once upon a time", SamplingOptions(max_tokens=4000, temperature=0))
     assert next(stream).text and next(stream).text
     stream.close()
+    start = time.perf_counter()
     assert text_of(list(gemma.generate(PROMPT, GREEDY))) == gemma_text
+    after = time.perf_counter() - start
+    assert after < alone * 4000 / TOKENS / 10, (after, alone)
 
 
 def test_chat_needs_a_template(gemma: MistralRsGenerator) -> None:
