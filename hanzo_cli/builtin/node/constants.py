@@ -36,6 +36,12 @@ BATCH_WINDOW = 0.002
 #: Texts merged into one model call (a single larger request still goes in one call). Kept small so
 #: that, under load, one batch runs while the responses of the previous one are encoded and sent.
 MAX_BATCH_TEXTS = 32
+#: Embedding batches sent to a worker before the first is answered: with two, the worker computes
+#: the next batch while the node writes the previous one's responses (it is never idle between them).
+EMBED_CALLS_IN_FLIGHT = 2
+#: GOMP_SPINCOUNT of embedding workers: how long llama.cpp's OpenMP threads spin at a barrier before
+#: they sleep (~0.1 ms; libgomp's default is milliseconds, see ``host.worker_environment``).
+EMBED_OMP_SPIN = 2000
 #: Largest request body accepted (413 above it); ``--max-body`` changes it.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 #: Generations one model decodes at once (Ollama's OLLAMA_NUM_PARALLEL); each gets a full context.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import pickle
 import signal
 import sys
@@ -22,7 +23,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from hanzo_cli.api import GenerationChunk, GGUFInfo, ModelInfo, SamplingOptions
 from hanzo_cli.builtin.node.bodies import APIError
-from hanzo_cli.builtin.node.constants import BATCH_WINDOW, MAX_BATCH_TEXTS, STOP_TIMEOUT
+from hanzo_cli.builtin.node.constants import (
+    BATCH_WINDOW,
+    EMBED_CALLS_IN_FLIGHT,
+    EMBED_OMP_SPIN,
+    MAX_BATCH_TEXTS,
+    STOP_TIMEOUT,
+)
 from hanzo_cli.builtin.node.describe import gguf_of
 from hanzo_cli.builtin.node.worker import HEADER
 
@@ -138,6 +145,7 @@ class ModelHost:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 # stderr: inherited, the node's log
+                env=worker_environment(self.role),
             )
             self.pid = self._process.pid
             self._tasks.append(asyncio.create_task(self._read()))
@@ -315,12 +323,22 @@ class ModelHost:
     # -- batching ------------------------------------------------------------------------------------
 
     async def _run_batches(self) -> None:
-        """Forever: take the waiting jobs (after a short window when only one waits), run them as one
-        model call per kind of request, and hand each job its share of the vectors."""
+        """Forever: take the waiting jobs (after a short window when only one waits and the worker is
+        idle), run them as one model call per kind of request, and hand each job its share of the
+        vectors. Up to EMBED_CALLS_IN_FLIGHT batches are sent at once: the worker starts the next one
+        as soon as it has answered the last, while the node still writes that answer's responses."""
+        slots = asyncio.Semaphore(EMBED_CALLS_IN_FLIGHT)
+        running: set[asyncio.Task[None]] = set()  # held, so that no running batch is collected
         while True:
+            await slots.acquire()
             jobs = [await self._queue.get()]
-            if self._queue.empty():
-                await asyncio.sleep(BATCH_WINDOW)
+            if self._queue.empty() and not running:
+                try:
+                    await asyncio.sleep(BATCH_WINDOW)
+                except asyncio.CancelledError:  # unloading: the job taken must not wait forever
+                    if not jobs[0].future.done():
+                        jobs[0].future.set_exception(APIError(503, f"{self.name} was unloaded"))
+                    raise
             size = len(jobs[0].request.texts)
             while size < MAX_BATCH_TEXTS and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
@@ -328,8 +346,16 @@ class ModelHost:
             groups: dict[tuple[int | None, bool, bool], list[_Job]] = {}
             for job in jobs:
                 groups.setdefault(job.key, []).append(job)
-            for group in groups.values():
+            task = asyncio.create_task(self._run_groups(list(groups.values()), slots))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _run_groups(self, groups: list[list[_Job]], slots: asyncio.Semaphore) -> None:
+        try:
+            for group in groups:
                 await self._run(group)
+        finally:
+            slots.release()
 
     async def _run(self, jobs: list[_Job]) -> None:
         first = jobs[0].request
@@ -358,6 +384,18 @@ class ModelHost:
             if not job.future.done():  # the client may have gone
                 job.future.set_result((vectors[start:end], tokens))
             start = end
+
+
+def worker_environment(role: str) -> dict[str, str]:
+    """The node's environment, plus a short OpenMP spin for embedding workers (unless the user set
+    one): llama.cpp's threads meet at a barrier after every operation, and libgomp's default spin
+    there (~300k iterations, milliseconds) wastes the CPU that the node, its clients or the machine's
+    other work need; when one thread is then descheduled the other spins on, and throughput on a
+    busy 2-core machine fell from ~650 to under 20 texts/s. A short spin is as fast on an idle one."""
+    env = dict(os.environ)
+    if role == "embed" and "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["GOMP_SPINCOUNT"] = str(EMBED_OMP_SPIN)
+    return env
 
 
 def _death(code: int) -> str:
