@@ -3,8 +3,11 @@
 Built on the shared :class:`tests.fixtures.fileserver.FileServer` (Range, byte accounting, faults).
 It serves, for the repos added with :meth:`FakeHub.add_repo`:
 
-- ``GET /api/models/{org}/{name}/revision/{rev}`` (model info: ``id``, ``sha``, ``siblings``),
+- ``GET /api/models/{org}/{name}/revision/{rev}`` (model info: ``id``, ``sha``, ``siblings``), and
+  ``GET|HEAD /api/models/{org}/{name}`` (the same for ``main``: olah's visibility probe),
 - ``GET /api/models/{org}/{name}/tree/{rev}?recursive=...`` (``oid``, ``size``, ``lfs`` with sha256),
+  ``POST /api/models/{org}/{name}/paths-info/{rev}`` (the same entries for the form's ``paths``; olah
+  in proxy mode asks it before serving a file),
 - ``HEAD|GET /{org}/{name}/resolve/{rev}/{path}``: files kept in git are answered directly with
   ``ETag`` = git object id and ``X-Repo-Commit``; LFS files get a 302 to a CDN URL on another host
   name (``localhost``) with ``X-Linked-Etag`` = sha256, ``X-Linked-Size`` and ``X-Repo-Commit``,
@@ -25,7 +28,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from tests.fixtures.fileserver import FileServer, Handler, ServedFile
 
@@ -152,6 +155,9 @@ class FakeHub:
 
     def _api(self, handler: Handler) -> None:
         parts = handler.path_only[len("/api/models/") :].split("/")
+        form = parse_qs(handler.read_body().decode()) if handler.command == "POST" else {}
+        if len(parts) == 2:  # /api/models/{org}/{name}: the model info of main (olah probes it with HEAD)
+            parts += ["revision", "main"]
         found = self._find(handler, parts)
         if found is None:
             return
@@ -168,6 +174,11 @@ class FakeHub:
             }
         elif parts[2] == "tree":
             body = [{**f.tree_entry(p), **repo.tree_overrides.get(p, {})} for p, f in files.items()]
+        elif (
+            parts[2] == "paths-info" and handler.command == "POST"
+        ):  # form ``paths=...``; missing ones left out
+            asked = form.get("paths", [])
+            body = [{**files[p].tree_entry(p), **repo.tree_overrides.get(p, {})} for p in asked if p in files]
         else:
             handler.send_status(404)
             return

@@ -34,6 +34,7 @@ from hanzo_huggingface.refs import (
     check_repo_id,
     check_repo_path,
     check_revision,
+    is_object_id,
     model_name,
 )
 from hanzo_huggingface.selection import Choice, choose
@@ -183,7 +184,7 @@ def fetch_file(
         raise HanzoError(
             f"{label}: the server answered for commit {meta.commit_hash!r}, not {resolution.commit}"
         )
-    if meta.etag != file.etag or (meta.size is not None and meta.size != file.size):
+    if _etag_disagrees(file, meta.etag) or (meta.size is not None and meta.size != file.size):
         raise HanzoError(
             f"{label}: the server's metadata disagree (ETag {str(meta.etag)[:80]!r}, size {meta.size}; "
             f"the listing says {file.etag}, {file.size} bytes)"
@@ -210,6 +211,18 @@ def fetch_file(
     return result
 
 
+def _etag_disagrees(file: HubFile, etag: str | None) -> bool:
+    """Whether the HEAD's (X-Linked-)ETag contradicts the listing.
+
+    An LFS file's must be its sha256. A file kept in git is checked by its git object id once
+    downloaded, so only an ETag that is an object id is a claim to compare: a mirror serving the file
+    from its own cache may send an opaque validator instead (olah offline: a hash of the URL).
+    """
+    if file.sha256 is not None:
+        return etag != file.sha256
+    return etag != file.blob_id and is_object_id(etag)
+
+
 def where(repo_id: str, revision: str | None) -> str:
     """``org/repo`` or ``org/repo@v1``: how messages name a repo at a revision."""
     return model_name(repo_id, None if revision == DEFAULT_REVISION else revision)
@@ -222,6 +235,24 @@ def git_blob_id(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _status_text(status: int | str) -> str:
+    """``HTTP 504 (Gateway Timeout)``: the reason phrase says more than the number alone."""
+    from http import HTTPStatus
+
+    try:
+        return f"HTTP {status} ({HTTPStatus(int(status)).phrase})"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _gateway_hint(status: int | str, endpoint: str) -> str:
+    # 502/504 come from a gateway that got no good answer from its upstream: with HF_ENDPOINT set that
+    # is usually a mirror (olah in proxy mode) that cannot reach the Hub and does not serve its cache.
+    if status in (502, 504) and endpoint != DEFAULT_ENDPOINT:
+        return " (the mirror at HF_ENDPOINT could not reach its upstream)"
+    return ""
 
 
 @contextmanager
@@ -257,7 +288,10 @@ def hub_errors(repo_id: str, revision: str, endpoint: str, path: str | None = No
         status = exc.response.status_code if exc.response is not None else "?"
         if status in (401, 403):
             raise AuthenticationError(f"access to {repo_id} denied (HTTP {status}); {login}") from None
-        raise HanzoError(f"the Hub at {endpoint} answered HTTP {status} for {repo_id}") from None
+        hint = _gateway_hint(status, endpoint)
+        raise HanzoError(
+            f"the Hub at {endpoint} answered {_status_text(status)} for {repo_id}{hint}"
+        ) from None
     except OfflineModeIsEnabled:
         raise HanzoError(f"HF_HUB_OFFLINE is set: cannot look up {repo_id} on {endpoint}") from None
     except httpx2.TransportError as exc:

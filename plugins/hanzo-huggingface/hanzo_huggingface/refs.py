@@ -128,6 +128,11 @@ def is_commit(revision: str) -> bool:
     return bool(_HEX_ID.fullmatch(revision))
 
 
+def is_object_id(value: str | None) -> bool:
+    """A git object id or sha256 (what :func:`check_object_id` accepts), without raising."""
+    return bool(value and _HEX_ID.fullmatch(value))
+
+
 def model_name(
     repo_id: str, revision: str | None = None, *, quant: str | None = None, path: str | None = None
 ) -> str:
