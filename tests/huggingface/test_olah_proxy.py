@@ -66,8 +66,6 @@ def proxied(
     tmp_path_factory: pytest.TempPathFactory, tiny_qwen3_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ProxiedHub]:
     """Our Hub holding a GGUF repo and a sentence-transformers repo, olah proxying it at HF_ENDPOINT."""
-    if shutil.which("git") is None:  # olah_cli() does not need it, but keep the olah tests' contract
-        require_or_skip("git is not installed")
     try:
         olah_cli()
     except (OSError, RuntimeError) as exc:
