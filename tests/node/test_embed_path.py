@@ -45,7 +45,7 @@ def test_vectors_are_shortest_float32(served_minilm: ServedNode, path: str, body
 
 
 def test_concurrent_mixed_requests_get_their_own_vectors(url: str, reference: EmbeddingModel) -> None:
-    """Batches in flight together (several per worker) still hand each request its own rows."""
+    """Requests merged into shared batches (with and without ``dimensions``) each get their own rows."""
 
     def send(n: int) -> tuple[int, list[list[float]]]:
         texts = [TEXTS[(n + k) % 3] for k in range(n % 3 + 1)]

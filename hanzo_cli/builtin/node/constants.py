@@ -36,9 +36,6 @@ BATCH_WINDOW = 0.002
 #: Texts merged into one model call (a single larger request still goes in one call). Kept small so
 #: that, under load, one batch runs while the responses of the previous one are encoded and sent.
 MAX_BATCH_TEXTS = 32
-#: Embedding batches sent to a worker before the first is answered: with two, the worker computes
-#: the next batch while the node writes the previous one's responses (it is never idle between them).
-EMBED_CALLS_IN_FLIGHT = 2
 #: GOMP_SPINCOUNT of embedding workers: how long llama.cpp's OpenMP threads spin at a barrier before
 #: they sleep (~0.1 ms; libgomp's default is milliseconds, see ``host.worker_environment``).
 EMBED_OMP_SPIN = 2000

@@ -25,7 +25,6 @@ from hanzo_cli.api import GenerationChunk, GGUFInfo, ModelInfo, SamplingOptions
 from hanzo_cli.builtin.node.bodies import APIError
 from hanzo_cli.builtin.node.constants import (
     BATCH_WINDOW,
-    EMBED_CALLS_IN_FLIGHT,
     EMBED_OMP_SPIN,
     MAX_BATCH_TEXTS,
     STOP_TIMEOUT,
@@ -323,16 +322,13 @@ class ModelHost:
     # -- batching ------------------------------------------------------------------------------------
 
     async def _run_batches(self) -> None:
-        """Forever: take the waiting jobs (after a short window when only one waits and the worker is
-        idle), run them as one model call per kind of request, and hand each job its share of the
-        vectors. Up to EMBED_CALLS_IN_FLIGHT batches are sent at once: the worker starts the next one
-        as soon as it has answered the last, while the node still writes that answer's responses."""
-        slots = asyncio.Semaphore(EMBED_CALLS_IN_FLIGHT)
-        running: set[asyncio.Task[None]] = set()  # held, so that no running batch is collected
+        """Forever: take the waiting jobs (after a short window when only one waits), run them as one
+        model call per kind of request, and hand each job its share of the vectors. (Sending the next
+        batch before the last is answered measured no faster: the worker is idle only for the pipe's
+        round trip.)"""
         while True:
-            await slots.acquire()
             jobs = [await self._queue.get()]
-            if self._queue.empty() and not running:
+            if self._queue.empty():
                 try:
                     await asyncio.sleep(BATCH_WINDOW)
                 except asyncio.CancelledError:  # unloading: the job taken must not wait forever
@@ -346,16 +342,8 @@ class ModelHost:
             groups: dict[tuple[int | None, bool, bool], list[_Job]] = {}
             for job in jobs:
                 groups.setdefault(job.key, []).append(job)
-            task = asyncio.create_task(self._run_groups(list(groups.values()), slots))
-            running.add(task)
-            task.add_done_callback(running.discard)
-
-    async def _run_groups(self, groups: list[list[_Job]], slots: asyncio.Semaphore) -> None:
-        try:
-            for group in groups:
+            for group in groups.values():
                 await self._run(group)
-        finally:
-            slots.release()
 
     async def _run(self, jobs: list[_Job]) -> None:
         first = jobs[0].request
