@@ -4,7 +4,6 @@ writes float32), and the OpenMP spin its embedding workers get (``host.worker_en
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 
 from hanzo_cli.builtin.node.constants import EMBED_OMP_SPIN
 from hanzo_cli.builtin.node.host import worker_environment
-from hanzo_cli.embedding import EmbeddingModel
 from tests.node.conftest import ServedNode
 
 TEXTS = ["A cat sits on the mat", "Stock markets fell sharply", "hello world"]
@@ -42,26 +40,6 @@ def test_vectors_are_shortest_float32(served_minilm: ServedNode, path: str, body
     assert max(significant_digits(n) for n in numbers) <= 9
     # Each is the shortest decimal of its float32 value (not merely rounded to 9 digits).
     assert all(float(str(np.float32(float(n)))) == float(n) for n in numbers)
-
-
-def test_concurrent_mixed_requests_get_their_own_vectors(url: str, reference: EmbeddingModel) -> None:
-    """Requests merged into shared batches (with and without ``dimensions``) each get their own rows."""
-
-    def send(n: int) -> tuple[int, list[list[float]]]:
-        texts = [TEXTS[(n + k) % 3] for k in range(n % 3 + 1)]
-        body: dict[str, object] = {"model": "minilm", "input": texts}
-        if n % 4 == 0:
-            body["dimensions"] = 32
-        response = httpx.post(url + "/api/embed", json=body, timeout=60)
-        assert response.status_code == 200, response.text
-        return n, response.json()["embeddings"]
-
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(send, range(24)))
-    for n, got in results:
-        texts = [TEXTS[(n + k) % 3] for k in range(n % 3 + 1)]
-        want = reference.embed(texts, dimensions=32 if n % 4 == 0 else None)
-        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-5)
 
 
 def test_worker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
