@@ -90,13 +90,14 @@ def keep_alive_seconds(value: Any) -> float | None:
         raise APIError(400, str(exc), "keep_alive") from None
 
 
-class VectorsResponse(JSONResponse):
+class VectorsResponse(JSONResponse):  # type: ignore[misc]  # starlette is untyped where it is absent
     """JSON written by orjson, for bodies that carry vectors: numpy arrays go in as they are and
     float32 values in their shortest form (``0.0123``, as Ollama's Go encoder writes float32), not as
     the float64 digits of the same value; several times faster than ``json.dumps`` of Python floats."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        data: bytes = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return data
 
 
 def float32_base64(vector: Sequence[float]) -> str:

@@ -124,7 +124,8 @@ class MistralRsGenerator:
         except Exception as exc:  # noqa: BLE001 - a broken template is the caller's error, in one line
             raise HanzoError(f"the chat template failed: {exc}") from None
         # The template writes the BOS token itself; completion adds it again, so it goes here.
-        return prompt.removeprefix(self._bos) if self._bos else prompt
+        result: str = prompt.removeprefix(self._bos) if self._bos else prompt
+        return result
 
     def count_tokens(self, prompt: str) -> int:
         """The prompt's tokens as mistral.rs feeds them: BOS added (where the model adds one) unless
