@@ -123,10 +123,13 @@ class ServedNode:
 
 
 @contextlib.contextmanager
-def serve_node(home: Path, models: dict[str, Path]) -> Iterator[ServedNode]:
+def serve_node(
+    home: Path, models: dict[str, Path], preload: tuple[str, ...] = ("minilm",), extra: tuple[str, ...] = ()
+) -> Iterator[ServedNode]:
     """Import ``models`` (name -> GGUF) into a fresh ``home`` and run the built-in node there on a free
-    port, serving ``local:minilm`` at start; other models load on demand. Sources that are not running
-    are pointed at a closed port so nothing outside the test answers."""
+    port, serving ``preload`` (default ``local:minilm``) at start, with ``extra`` server arguments;
+    other models load on demand. Sources that are not running are pointed at a closed port so nothing
+    outside the test answers."""
     env = {
         **os.environ,
         "HANZO_HOME": str(home),
@@ -146,7 +149,9 @@ def serve_node(home: Path, models: dict[str, Path]) -> Iterator[ServedNode]:
         assert imported.returncode == 0, imported.stderr
     port = free_port()
     log = home / "node.log"
-    argv = ["--model", "local:minilm", "--name", "minilm", "--port", str(port)]
+    argv = ["--port", str(port), *extra]
+    for name in preload:
+        argv += ["--model", f"local:{name}", "--name", name]
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "hanzo_cli.builtin.node.server", *argv],

@@ -12,9 +12,6 @@ text is compared with mistral.rs's own, not with llama.cpp's.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +23,7 @@ import pytest
 from hanzo_cli.api import GenerationChunk, SamplingOptions
 from hanzo_cli.errors import HanzoError
 from tests.helpers import assert_one_line_error, run_hanzo
-from tests.node.conftest import PROMPT, gemma_gguf, wait_healthy  # noqa: F401 - gemma_gguf: a fixture
+from tests.node.conftest import PROMPT, gemma_gguf, serve_node  # noqa: F401 - gemma_gguf: a fixture
 from tests.node.test_generate import TEMPLATE
 from tests.runtimes.conftest import require
 
@@ -245,24 +242,10 @@ def test_hanzo_run_refuses_an_architecture_mistralrs_lacks(unknown_arch_gguf: Pa
 
 def test_node_generates_with_mistralrs(gemma_gguf: Path, gemma_text: str, tmp_path: Path) -> None:  # noqa: F811
     """``node:start --runtime mistralrs``: /api/generate and /v1/completions give mistral.rs's text."""
-    from hanzo_cli.builtin.node.state import free_port
-
-    imported = run_hanzo("model:import", str(gemma_gguf), "--name", "gemma")
-    assert imported.returncode == 0, imported.stderr
-    port = free_port()
-    log = tmp_path / "node.log"
-    argv = ["--runtime", "mistralrs", "--port", str(port)]  # the model loads on the first request
-    env = {**os.environ, "OLLAMA_HOST": "http://127.0.0.1:9", "LMSTUDIO_HOST": "http://127.0.0.1:9"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hanzo_cli.builtin.node.server", *argv],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
+    with serve_node(
+        tmp_path / "home", {"gemma": gemma_gguf}, preload=(), extra=("--runtime", "mistralrs")
+    ) as node:
+        url = node.url  # the model loads on the first request
         options = {"temperature": 0, "num_predict": TOKENS}
         body = {"model": "gemma", "prompt": PROMPT, "stream": False, "options": options}
         response = httpx.post(url + "/api/generate", json=body, timeout=300)
@@ -291,7 +274,4 @@ def test_node_generates_with_mistralrs(gemma_gguf: Path, gemma_text: str, tmp_pa
         }
         ps = httpx.get(url + "/api/ps", timeout=30).json()
         assert [m["name"] for m in ps["models"]] == ["gemma"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-    assert "runtime mistralrs" in log.read_text(errors="replace")
+    assert "runtime mistralrs" in node.log.read_text(errors="replace")
