@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hanzo_cli.download.policy import MiB
 from hanzo_cli.download.state import O_BINARY
+from hanzo_cli.fsutil import start_writeback
 
 #: Block size of the hasher's reads, and how often it looks for a new one (seconds). Large blocks
 #: because the hasher needs the GIL back after every block while the workers keep taking it (each
@@ -83,6 +84,9 @@ class PrefixHasher:
                     if n <= 0:
                         raise OSError(f"{self.path} is shorter than its state says")
                     h.update(view[:n])
+                    # Hashed bytes are final: start writing them out now, so the fsync before
+                    # the rename does not find the whole file dirty.
+                    start_writeback(fd, self.hashed, n)
                     self.hashed += n
                     continue
                 if done:
