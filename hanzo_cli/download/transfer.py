@@ -90,7 +90,8 @@ class Transfer:
                     break
                 ctx.cancel.wait(POLL_INTERVAL)
                 shown = self._show_progress(shown)
-                ctx.ramp.sample(time.monotonic(), shown - already)
+                running = sum(t.is_alive() for t in workers.values())
+                ctx.ramp.sample(time.monotonic(), shown - already, running)
             shown = self._show_progress(shown)
             if ctx.error is None and ctx.unfinished():
                 # Cannot happen unless a code path above forgot to raise: keep what we have.

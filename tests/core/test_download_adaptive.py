@@ -68,11 +68,15 @@ def feed(r: ramp.Ramp, rate_for: object, until: float) -> list[int]:
     return targets
 
 
-def test_ramp_doubles_while_each_connection_adds_throughput() -> None:
+def test_ramp_climbs_while_each_connection_adds_throughput() -> None:
     r = ramp.Ramp(16, 0.0)
     targets = feed(r, lambda n: n * 25 * MiB, 3.0)  # a CDN edge: 25 MiB/s per connection
-    assert targets[0] == ramp.START and targets[-1] == 16
-    assert sorted(set(targets)) == [4, 8, 16]  # doubling, never past the cap
+    assert targets[0] == ramp.START == 1 and targets[-1] == 16
+    # A doubling that paid in proportion is followed by a bigger step; never past the cap.
+    assert sorted(set(targets)) == [1, 2, 8, 16]
+    assert targets.index(16) <= 70  # within 0.7 s: below the cap, every window costs
+    # A lower cap is reached too, whatever the step.
+    assert feed(ramp.Ramp(6, 0.0), lambda n: n * 25 * MiB, 3.0)[-1] == 6
 
 
 def mostly(targets: list[int]) -> int:
@@ -81,17 +85,27 @@ def mostly(targets: list[int]) -> int:
 
 
 def test_ramp_stops_when_the_link_is_full() -> None:
-    # 16 does not add anything over 8: back to 8, and a probe of 16 about once a second.
+    # 16 does not add anything over 8: kept at 8 (reached by 1, 2, 8), and 16 probed now and
+    # then.
     assert mostly(feed(ramp.Ramp(16, 0.0), lambda n: min(n, 8) * 25 * MiB, 5.0)) == 8
-    # 8 adds a little over 6: kept.
-    assert mostly(feed(ramp.Ramp(16, 0.0), lambda n: min(n, 6) * 25 * MiB, 5.0)) == 8
-    # One connection already fills the link: the start is kept.
-    targets = feed(ramp.Ramp(16, 0.0), lambda n: 400 * MiB, 5.0)
-    assert mostly(targets) == ramp.START and max(targets) == 2 * ramp.START
+    # 2 to 8 overshot 3: 4 is measured, and kept as it gives within 10% of 8.
+    assert mostly(feed(ramp.Ramp(16, 0.0), lambda n: min(n, 3) * 25 * MiB, 5.0)) == 4
+    # Halfway is clearly slower than the top: the top is kept.
+    assert mostly(feed(ramp.Ramp(16, 0.0), lambda n: min(n, 7) * 25 * MiB, 5.0)) == 8
+
+
+def test_ramp_keeps_one_connection_on_a_fast_link() -> None:
+    """One connection already fills the link: more only cost threads and requests."""
+    targets = feed(ramp.Ramp(16, 0.0), lambda n: 800 * MiB, 20.0)
+    assert mostly(targets) == 1 and max(targets) == 2
+    # Probes of 2 that do not pay come less and less often (each costs a window).
+    probes = [i for i in range(1, len(targets)) if targets[i] == 2 and targets[i - 1] == 1]
+    assert 2 <= len(probes) <= 5
+    assert probes[-1] - probes[-2] > probes[1] - probes[0]
 
 
 def test_ramp_steps_back_when_more_connections_are_slower() -> None:
-    assert mostly(feed(ramp.Ramp(16, 0.0), lambda n: 100 * MiB if n <= 4 else 50 * MiB, 5.0)) == 4
+    assert mostly(feed(ramp.Ramp(16, 0.0), lambda n: n * 25 * MiB if n <= 4 else 50 * MiB, 5.0)) == 4
 
 
 def test_ramp_probes_again_after_a_bad_window() -> None:
