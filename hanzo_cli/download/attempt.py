@@ -1,9 +1,12 @@
 """One attempt at a transfer: the parts, who fetches which, and the state the threads share.
 
 Parts are handed out in file order (so the completed prefix the hasher follows stays close behind
-the download). When none is left, an idle worker takes the second half of the part in flight with
-the most bytes to go (work stealing): one slow connection does not set the finish time, and a
-file planned in a few large parts still uses every connection to the end.
+the download). A connection that proved fast takes several neighbouring parts as one request (up
+to RUN_SECONDS of its measured rate): on a fast link a request's round trip is worth milliseconds,
+and a registry that looks the blob up for every request would otherwise spend more time on
+requests than on bytes. When none is left, an idle worker takes the second half of the part in
+flight with the most bytes to go (work stealing): one slow connection does not set the finish
+time, and a file planned in a few large parts still uses every connection to the end.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ STEAL_MIN = 1 * MiB
 STEAL_AFTER = 0.5
 #: Split points are aligned to this (page- and block-aligned writes).
 _ALIGN = 64 * 1024
+#: A connection's next request covers about this long at the rate its last one achieved (seconds):
+#: long enough that a round trip is a few percent of it, short enough that the prefix the hasher
+#: follows is never far behind the other connections. Each request may be at most RUN_GROWTH
+#: times the last (a short request understates a fast link, as TCP's own start does).
+RUN_SECONDS = 0.1
+RUN_GROWTH = 4
 
 
 class Attempt:
@@ -51,6 +60,7 @@ class Attempt:
         self.active: set[httpx.Response] = set()
         self.pending: list[st.Part] = [p for p in parts if not p.complete]
         self.busy: dict[st.Part, tuple[float, int]] = {}  # part -> (when taken, its done then)
+        self.run_bytes: dict[int, int] = {}  # worker index -> how much its next request may cover
         self.fetched = 0
         self.since_save = 0
         self.save_every = st.save_interval(job.size)
@@ -103,7 +113,7 @@ class Attempt:
         with self.lock:
             if index >= self.ramp.target or self.cancel.is_set():
                 return None
-            part = self.pending.pop(0) if self.pending else self._split_busiest()
+            part = self._next_run(self.run_bytes.get(index, 0)) if self.pending else self._split_busiest()
             if part is None:
                 return None
             self.busy[part] = (time.monotonic(), part.done)
@@ -113,13 +123,34 @@ class Attempt:
         with self.lock:
             return bool(self.pending) or self._busiest() is not None
 
-    def release(self, part: st.Part) -> None:
-        """A worker is done with ``part``: complete, or handed back for another worker."""
+    def release(self, part: st.Part, index: int) -> None:
+        """Worker ``index`` is done with ``part``: complete, or handed back for another worker."""
         with self.lock:
-            self.busy.pop(part, None)
+            since, done_then = self.busy.pop(part, (0.0, part.done))
+            got, elapsed = part.done - done_then, time.monotonic() - since
+            if part.complete and got > 0 and elapsed > 0:  # (a failed or split request says less)
+                self.run_bytes[index] = min(RUN_GROWTH * got, int(got / elapsed * RUN_SECONDS))
             # (A part of unknown end is over when its body ends: there is nothing to hand back.)
             if part.remaining() and not self.cancel.is_set() and part not in self.pending:
                 bisect.insort(self.pending, part, key=lambda p: p.start)
+
+    def _next_run(self, budget: int) -> st.Part:
+        """The first pending part, merged with the untouched parts right after it while the
+        request stays within ``budget`` bytes. Merging parts nobody holds is safe at any time;
+        the state file simply lists fewer, larger parts."""
+        part = self.pending.pop(0)
+        if self.job.ranges_unsupported or not self.ranges_seen:
+            return part  # one part per request until a 206 proved ranges work
+        while self.pending and part.end is not None:
+            following = self.pending[0]
+            if following.start != part.end or following.done or following.end is None:
+                break
+            if following.end - part.pos > budget:
+                break
+            self.pending.pop(0)
+            self.parts.remove(following)
+            part.end = following.end
+        return part
 
     def _busiest(self) -> st.Part | None:
         if not self.ranges_seen or self.job.ranges_unsupported:

@@ -166,7 +166,7 @@ class Transfer:
                 try:
                     self._fetch_part(fd, part, response, index)
                 finally:
-                    ctx.release(part)
+                    ctx.release(part, index)
         finally:
             if first_response is not None:
                 first_response.close()
