@@ -9,9 +9,13 @@ an Ollama model whose model layer is SIZE MiB of random data, pushes it with ``h
 * ``hanzo``: ``hanzo model:pull --native --insecure`` end to end (a new process: start-up,
   manifest, the blob through the core downloader with its sha256 verified, the manifest written);
 * ``curl``: ``curl -o`` of the model blob's URL (bytes only, nothing verified);
-* ``curl+sha256sum``: the same, then ``sha256sum`` of the file (the fair match for a verified pull).
+* ``curl+sha256sum``: the same, then ``sha256sum`` of the file;
+* ``curl|tee|openssl``: ``curl | tee FILE | openssl dgst -sha256``, the same work as a verified pull
+  done by plain tools at once (issue 16's "fast link" peer).
 
-The page cache is flushed (sync) before each run. Printed: median seconds, MiB/s, ratio to curl.
+The page cache is flushed (sync) before each run. Printed: median seconds, MiB/s, ratio to curl,
+hanzo's peak RSS (from wait4), and issue 16's goals: curl|tee|openssl time / hanzo time >= 1.3,
+curl time / hanzo time >= 0.6, peak RSS <= 80 MiB.
 """
 
 from __future__ import annotations
@@ -63,8 +67,23 @@ def make_model(store: Store, name: str, size: int) -> str:
     return digest
 
 
+PEAK_RSS: list[int] = []  # bytes, one per hanzo run
+
+
 def hanzo(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "hanzo_cli", *args], env=env, check=True, capture_output=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hanzo_cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    _pid, status, usage = os.wait4(process.pid, 0)  # this child's own peak RSS (KiB on Linux)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"hanzo {' '.join(args)} failed: {stderr.decode(errors='replace')}")
+    PEAK_RSS.append(usage.ru_maxrss * 1024)
 
 
 def timed(run: Callable[[], None]) -> float:
@@ -116,7 +135,17 @@ def main() -> None:
             curl()
             subprocess.run(["sha256sum", str(out)], check=True, capture_output=True)
 
-        variants = {"hanzo": hanzo_pull, "curl": curl, "curl+sha256sum": curl_sha}
+        def curl_tee_openssl() -> None:
+            out.unlink(missing_ok=True)
+            script = 'curl -sSf "$1" | tee "$2" | openssl dgst -sha256 >/dev/null'
+            subprocess.run(["sh", "-c", script, "sh", blob_url, str(out)], check=True)
+
+        variants = {
+            "hanzo": hanzo_pull,
+            "curl": curl,
+            "curl+sha256sum": curl_sha,
+            "curl|tee|openssl": curl_tee_openssl,
+        }
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.runs):
             for name, run in variants.items():
@@ -126,6 +155,7 @@ def main() -> None:
 
         print(f"blob {args.size_mib} MiB, {args.runs} runs, registry {registry.host}, cpus {os.cpu_count()}")
         print(f"push (hanzo model:push, end to end): {push_s:.2f} s, {size / MiB / push_s:.0f} MiB/s")
+        PEAK_RSS.pop(0)  # the push's
         base = statistics.median(times["curl"])
         for name, values in times.items():
             median = statistics.median(values)
@@ -134,6 +164,12 @@ def main() -> None:
                 f"{name:<15} median {median:6.2f} s  {size / MiB / median:6.0f} MiB/s  "
                 f"x{median / base:.2f} of curl  (runs: {runs})"
             )
+        ours = statistics.median(times["hanzo"])
+        tee = statistics.median(times["curl|tee|openssl"])
+        print(
+            f"curl|tee|openssl / hanzo = {tee / ours:.2f} (goal >= 1.3), curl / hanzo = {base / ours:.2f} "
+            f"(goal >= 0.6), hanzo peak RSS {max(PEAK_RSS) / MiB:.0f} MiB (goal <= 80)"
+        )
     finally:
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
