@@ -56,6 +56,7 @@ class Attempt:
         # has yet to fetch a blob answers ranges with the whole body, a 200)
         self.workers_done = threading.Event()
         self.hash_wake = threading.Event()
+        self.wake = threading.Event()  # the caller's thread: a worker finished, or stop
         self.error: BaseException | None = None
         self.active: set[httpx.Response] = set()
         self.pending: list[st.Part] = [p for p in parts if not p.complete]
@@ -189,6 +190,7 @@ class Attempt:
 
     def stop_threads(self) -> None:
         self.cancel.set()
+        self.wake.set()
         self.ranges_ok.set()  # release workers waiting for the first answer
         self.hash_wake.set()
         self.save_wanted.set()

@@ -56,6 +56,26 @@ def _thread(ctx: Attempt, name: str, target: Callable[..., None], *args: object)
     return threading.Thread(target=run, name=name, daemon=True)
 
 
+class _Worker:
+    """A worker thread and when it finished: set after its error (if any) is recorded, and it
+    wakes the caller's thread, so the end of a small download is not a poll interval late."""
+
+    def __init__(self, ctx: Attempt, index: int, target: Callable[..., None], *args: object) -> None:
+        self.finished = threading.Event()
+
+        def run() -> None:
+            try:
+                target(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises
+                ctx.record_error(exc)
+            finally:
+                self.finished.set()
+                ctx.wake.set()
+
+        self.thread = threading.Thread(target=run, name=f"hanzo-download-{index}", daemon=True)
+        self.thread.start()
+
+
 class Transfer:
     """Fetches the pending parts of one attempt and reports progress to ``bar``."""
 
@@ -69,7 +89,7 @@ class Transfer:
         ctx, job = self.ctx, self.job
         if first_response is not None or len(ctx.pending) == 1:
             ctx.ranges_ok.set()  # nothing to protect: there is only one request to make
-        workers: dict[int, threading.Thread] = {}
+        workers: dict[int, _Worker] = {}
         hasher = _thread(ctx, "hanzo-hash", ctx.hasher.run)
         saver = _thread(ctx, "hanzo-state", self._saver)
         helpers = [hasher, saver]
@@ -78,19 +98,19 @@ class Transfer:
             for t in helpers:
                 t.start()
             while ctx.error is None:
+                ctx.wake.clear()  # before looking: a worker finishing from now on wakes us
                 # Until one 206 arrives, only worker 0 asks: a server that ignores Range would
                 # send the whole file to every connection.
                 wanted = ctx.ramp.target if ctx.ranges_ok.is_set() else 1
                 for i in range(wanted):
-                    if (i not in workers or not workers[i].is_alive()) and ctx.has_work():
+                    if (i not in workers or workers[i].finished.is_set()) and ctx.has_work():
                         response, first_response = (first_response, None) if i == 0 else (None, None)
-                        workers[i] = _thread(ctx, f"hanzo-download-{i}", self._worker, i, response)
-                        workers[i].start()
-                if not any(t.is_alive() for t in workers.values()) and not ctx.has_work():
+                        workers[i] = _Worker(ctx, i, self._worker, i, response)
+                running = sum(not w.finished.is_set() for w in workers.values())
+                if not running and not ctx.has_work():
                     break
-                ctx.cancel.wait(POLL_INTERVAL)
+                ctx.wake.wait(POLL_INTERVAL)
                 shown = self._show_progress(shown)
-                running = sum(t.is_alive() for t in workers.values())
                 ctx.ramp.sample(time.monotonic(), shown - already, running)
             shown = self._show_progress(shown)
             if ctx.error is None and ctx.unfinished():
@@ -106,7 +126,7 @@ class Transfer:
                 saver.join()
         except BaseException:
             # Ctrl-C (or a failing progress bar): stop the workers, keep a resumable partial.
-            self._stop([*workers.values(), *helpers])
+            self._stop([*(w.thread for w in workers.values()), *helpers])
             raise
         finally:
             if first_response is not None:
@@ -115,7 +135,7 @@ class Transfer:
                 job.fetched += ctx.fetched
                 ctx.fetched = 0
         if ctx.error is not None:
-            self._stop([*workers.values(), *helpers])
+            self._stop([*(w.thread for w in workers.values()), *helpers])
             raise ctx.error
 
     def _show_progress(self, shown: int) -> int:
