@@ -155,6 +155,9 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
         digest_hex,
         parse_manifest,
     )
+    from hanzo_cli.tls import (
+        ssl_context,
+    )
     from hanzo_cli.verified import (
         file_digests,
         record_verified,
@@ -163,7 +166,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name is imported o
     )
 
 #: The version of this API (``major.minor``): see the module docstring for what changes it.
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 # Where each public name lives. Names are imported when first used (PEP 562), so a plugin's module
 # that imports only ``hookimpl`` costs hanzo's start-up nothing more.
@@ -264,6 +267,7 @@ _SOURCES: dict[str, str] = {
     "set_aside": "hanzo_cli.verified",
     "set_quiet": "hanzo_cli.output",
     "side_files": "hanzo_cli.download",
+    "ssl_context": "hanzo_cli.tls",
     "state_dir": "hanzo_cli.constants",
     "store_dir": "hanzo_cli.constants",
     "verify_existing": "hanzo_cli.verified",
@@ -368,6 +372,7 @@ __all__ = [
     "set_aside",
     "set_quiet",
     "side_files",
+    "ssl_context",
     "state_dir",
     "store_dir",
     "verify_existing",

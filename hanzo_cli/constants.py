@@ -20,6 +20,9 @@ ENV_DEBUG = "HANZO_DEBUG"  # show tracebacks of unexpected errors
 ENV_PROGRESS = "HANZO_PROGRESS"  # 1 forces progress bars, 0 hides them
 ENV_DOWNLOAD_CONNECTIONS = "HANZO_DOWNLOAD_CONNECTIONS"  # cap on parallel connections per file
 ENV_DOWNLOAD_BACKOFF = "HANZO_DOWNLOAD_BACKOFF"  # base of the retry backoff, seconds (tests shorten it)
+# Read as httpx reads them, for the TLS context every client shares (hanzo_cli.tls).
+ENV_SSL_CERT_FILE = "SSL_CERT_FILE"  # a CA bundle to verify servers with, instead of certifi's
+ENV_SSL_CERT_DIR = "SSL_CERT_DIR"  # a directory of CA certificates, instead of certifi's
 
 # The model formats runtimes read: a GGUF file, or a Hugging Face folder of safetensors.
 GGUF_FORMAT = "gguf"

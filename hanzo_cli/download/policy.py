@@ -142,7 +142,10 @@ def new_client(stall_timeout: float, max_connections: int = MAX_CONNECTIONS) -> 
     pool as large as the parts in flight."""
     import httpx
 
+    from hanzo_cli.tls import ssl_context
+
     return httpx.Client(
+        verify=ssl_context(),
         follow_redirects=True,
         timeout=timeout(stall_timeout),
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=max_connections),

@@ -37,6 +37,7 @@ from hanzo_cli.api import (
     lock_is_held,
     parse_manifest,
     remove_unless_locked,
+    ssl_context,
 )
 
 if TYPE_CHECKING:
@@ -106,7 +107,9 @@ def _shared_client() -> httpx.Client:
     import httpx
 
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    return httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True, limits=limits)
+    return httpx.Client(
+        timeout=httpx.Timeout(30.0), follow_redirects=True, limits=limits, verify=ssl_context()
+    )
 
 
 def remote_version(store: Store, model: ModelInfo, options: PullOptions) -> RemoteVersion | None:

@@ -37,6 +37,7 @@ from hanzo_cli.api import (
     manifest_model_info,
     manifest_model_infos,
     parse_manifest,
+    ssl_context,
     warn,
 )
 from hanzo_ollama.server import OllamaServer
@@ -118,7 +119,7 @@ class OllamaProvider(Provider):
         target = RegistryName.parse(name, insecure=insecure)
         store = self.store
         with (
-            httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True) as client,
+            httpx.Client(timeout=httpx.Timeout(30.0), follow_redirects=True, verify=ssl_context()) as client,
             contextlib.ExitStack() as keep,
         ):
             registry = RegistrySources(target, client, info)  # its mirrors first, if any

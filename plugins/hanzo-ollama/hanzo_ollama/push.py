@@ -21,6 +21,7 @@ from hanzo_cli.api import (
     digest_hex,
     get_provider,
     parse_manifest,
+    ssl_context,
 )
 from hanzo_ollama.provider import OllamaProvider, unique_layers
 
@@ -120,7 +121,9 @@ def push_source(
     target = RegistryName.parse(dest, insecure=insecure)
     result = PushResult(source.label, target.name.display(), manifest.digest)
     # No redirects: a registry answering HEAD with a redirect to its storage has the blob.
-    with httpx.Client(timeout=httpx.Timeout(30.0, read=300.0), follow_redirects=False) as client:
+    with httpx.Client(
+        timeout=httpx.Timeout(30.0, read=300.0), follow_redirects=False, verify=ssl_context()
+    ) as client:
         registry = RegistryClient(target, client)
         for layer in unique_layers(manifest.blobs):
             short = digest_hex(layer.digest)[:12]
