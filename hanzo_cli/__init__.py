@@ -2,5 +2,5 @@
 
 from hanzo_cli.hookspecs import hookimpl
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 __all__ = ["__version__", "hookimpl"]
