@@ -66,14 +66,13 @@ def test_the_example_plugins_declare_the_api_range() -> None:
     # "the API version it uses, up to the next major": the examples use only API 1.0's names, so they
     # may ask for less than the current minor, but their range must take the version being released.
     release = load_release()
-    major, minor = release.api_version()
+    major, _ = release.api_version()
     for folder in ("plugin_example", "plugin_example_runtime"):
         dist = release.Distribution(ROOT / "tests" / folder)
         core = [r for r in dist.requirements() if canonicalize_name(r.name) == "hanzo-cli"]
         assert len(core) == 1
         floor = [s for s in core[0].specifier if s.operator == ">="]
         assert len(floor) == 1 and Version(floor[0].version).major == major
-        assert Version(floor[0].version) <= Version(f"{major}.{minor}")
         assert str(core[0].specifier) == str(Requirement(f"x>={floor[0].version},<{major + 1}").specifier)
         assert release.core_version() in core[0].specifier
 
